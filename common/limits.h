@@ -1,0 +1,36 @@
+/* limits.h: every fixed-size limit of Parley, in one place. Services may lower some of them in
+ * config (named *_DEFAULT); the hard maximums here bound memory whatever the config says. */
+#ifndef PARLEY_LIMITS_H
+#define PARLEY_LIMITS_H
+
+/* Wire */
+#define PARLEY_MAX_FRAME_BYTES          (256 * 1024) /* one WebSocket message, either way */
+#define PARLEY_MAX_ENVELOPE_BYTES       (64 * 1024)  /* one envelope's content */
+#define PARLEY_MAX_ENVELOPES_PER_SEND   16           /* recipient devices plus own devices */
+#define PARLEY_MAX_ACK_IDS              256          /* envelope ids in one Ack */
+#define PARLEY_MAX_PING_BYTES           64
+
+/* Identity */
+#define PARLEY_NAME_MIN                 3
+#define PARLEY_NAME_MAX                 32
+#define PARLEY_MAX_DEVICES_PER_ACCOUNT  8
+#define PARLEY_REGISTRATION_ID_MAX      16380
+#define PARLEY_CHALLENGE_BYTES          32
+#define PARLEY_GATEWAY_ID_MAX           64
+#define PARLEY_AUTH_SKEW_MS             (5 * 60 * 1000) /* answer timestamp vs gateway clock */
+#define PARLEY_AUTH_TIMEOUT_MS          (15 * 1000)     /* socket closed if not authed by then */
+#define PARLEY_POW_DIFFICULTY_MAX       32
+
+/* Queues and buffers */
+#define PARLEY_QUEUE_MAX_DEFAULT        10000        /* queued envelopes per device */
+#define PARLEY_OUTBOUND_MAX_DEFAULT     (1024 * 1024) /* unsent bytes per connection */
+#define PARLEY_DRAIN_PAGE               100          /* envelopes per drain query */
+#define PARLEY_BAD_FRAMES_MAX           8            /* undecodable frames before close */
+#define PARLEY_PENDING_SENDS_MAX        64           /* unanswered sends per connection */
+
+/* Fanout */
+#define PARLEY_FANOUT_BATCH_MAX         256          /* stream entries per batch */
+#define PARLEY_INGRESS_SHARDS_MAX       64
+#define PARLEY_SEND_DEDUP_SECONDS       (7 * 24 * 3600) /* idempotency window of client_id */
+
+#endif

@@ -1,0 +1,30 @@
+/* pg.h: asynchronous PostgreSQL on the libuv loop. A pool of connections, each running one
+ * query at a time from its own FIFO; lost connections are re-established with backoff. */
+#ifndef PARLEY_PG_H
+#define PARLEY_PG_H
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+typedef struct ppg ppg;
+
+/* res: the query's result, owned by the pool (freed after the callback returns); its status
+ * may be PGRES_FATAL_ERROR (check PQresultErrorField(res, PG_DIAG_SQLSTATE)).
+ * res == NULL when the query could not run (no connection, connection lost mid-query); err
+ * then says why. Called exactly once per accepted query, also from ppg_close. */
+typedef void (*ppg_cb)(PGresult *res, const char *err, void *ud);
+
+/* Starts connecting nconns connections with conninfo; returns NULL only on allocation failure. */
+ppg *ppg_new(uv_loop_t *loop, const char *conninfo, int nconns);
+/* Queues a query. Parameter values are copied. formats/lengths may be NULL (all text).
+ * Returns 0 when queued (cb will run), -1 when no connection is up (cb will not run). */
+int ppg_query(ppg *p, const char *sql, int nparams, const char *const *values,
+              const int *lengths, const int *formats, int result_binary, ppg_cb cb, void *ud);
+/* Number of connections currently up. */
+int ppg_up(const ppg *p);
+/* Queries queued or running. */
+int ppg_pending(const ppg *p);
+/* Fails queued queries (cb with res NULL), closes connections, frees p once handles closed. */
+void ppg_close(ppg *p);
+
+#endif
