@@ -2,9 +2,14 @@
  * and command-line flags, in that order of precedence (later wins). A service declares its
  * options once in a pcfg_opt table; this module parses, validates and prints --help from it.
  *
- * File format: one "key = value" per line, '#' comments, blank lines ignored.
+ * File format: one "key = value" per line, '#' comments (whole lines), blank lines ignored;
+ * surrounding spaces are trimmed, "..." keeps them (and allows an empty string). Keys spell
+ * '-' or '_'. Unknown keys are errors naming the file, line and key.
  * Environment: option "listen_port" is PARLEY_LISTEN_PORT.
- * Flags: --listen-port 8080 or --listen-port=8080 ('-' and '_' are the same); --config FILE. */
+ * Flags: --listen-port 8080 or --listen-port=8080 ('-' and '_' are the same); a value starting
+ * with "--" needs the '=' form. A BOOL flag alone (--verbose) means true.
+ * Config file: --config FILE (the last one wins), else PARLEY_CONFIG if set.
+ * INT: decimal only, whole string, within [min, max]. BOOL: true/false 1/0 yes/no on/off. */
 #ifndef PARLEY_CONFIG_H
 #define PARLEY_CONFIG_H
 
@@ -21,9 +26,10 @@ typedef struct {
     const char *help;
 } pcfg_opt;
 
-/* Fills cfg (STR fields are malloc'd strings owned by cfg, free with pcfg_free).
- * Returns 0 to run, 1 when --help was printed (exit 0), -1 on error (message printed on
- * stderr, exit 2). */
+/* Fills cfg (STR fields are malloc'd strings owned by cfg, free with pcfg_free). cfg's previous
+ * contents are ignored (not freed). Returns 0 to run, 1 when --help (or -h) was printed on
+ * stdout (exit 0), -1 on error (one message naming the option and, for INT, its bounds, printed
+ * on stderr; exit 2). On 1 and -1 every STR field is NULL, so pcfg_free is optional. */
 int pcfg_parse(const char *prog, const char *summary, const pcfg_opt *opts, size_t nopts,
                void *cfg, int argc, char **argv);
 void pcfg_free(const pcfg_opt *opts, size_t nopts, void *cfg);

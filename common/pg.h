@@ -1,5 +1,10 @@
 /* pg.h: asynchronous PostgreSQL on the libuv loop. A pool of connections, each running one
- * query at a time from its own FIFO; lost connections are re-established with backoff. */
+ * query at a time; queries wait in one FIFO for the next free connection. Lost connections are
+ * re-established with backoff (100 ms doubling to 2 s; connect attempts time out after 10 s).
+ * A connection that breaks fails its in-flight query (res NULL, err set); when the last
+ * connection goes down, queued queries fail the same way (callers retry, as with -1 below).
+ * Server notices are logged (event=pg_notice). libpq resolves host names synchronously in
+ * PQconnectStart: prefer numeric hosts in conninfo. Callbacks may call ppg_query and ppg_close. */
 #ifndef PARLEY_PG_H
 #define PARLEY_PG_H
 
@@ -14,7 +19,8 @@ typedef struct ppg ppg;
  * then says why. Called exactly once per accepted query, also from ppg_close. */
 typedef void (*ppg_cb)(PGresult *res, const char *err, void *ud);
 
-/* Starts connecting nconns connections with conninfo; returns NULL only on allocation failure. */
+/* Starts connecting nconns connections with conninfo; returns NULL only on allocation failure.
+ * Until the first connection is up ppg_up() is 0 and ppg_query returns -1. */
 ppg *ppg_new(uv_loop_t *loop, const char *conninfo, int nconns);
 /* Queues a query. Parameter values are copied. formats/lengths may be NULL (all text).
  * Returns 0 when queued (cb will run), -1 when no connection is up (cb will not run). */
@@ -24,7 +30,8 @@ int ppg_query(ppg *p, const char *sql, int nparams, const char *const *values,
 int ppg_up(const ppg *p);
 /* Queries queued or running. */
 int ppg_pending(const ppg *p);
-/* Fails queued queries (cb with res NULL), closes connections, frees p once handles closed. */
+/* Fails in-flight and queued queries (cb with res NULL, err "pool closing"), closes the
+ * connections, frees p once its handles closed (run the loop). Safe from inside a callback. */
 void ppg_close(ppg *p);
 
 #endif
