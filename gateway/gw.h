@@ -1,0 +1,71 @@
+/* gw.h: the gateway process: configuration and the state every gateway module shares (one per
+ * process, owned by main.c). Modules own their own part of it (see each gw_*.h). */
+#ifndef PARLEY_GW_H
+#define PARLEY_GW_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "admin.h"
+#include "gw_ack.h"
+#include "gw_conn.h"
+#include "gw_events.h"
+#include "gw_metrics.h"
+#include "gw_send.h"
+#include "keys.h"
+#include "limits.h"
+#include "metrics.h"
+#include "pg.h"
+#include "redis.h"
+
+struct lws_context;
+
+typedef struct {
+    char *listen_host;
+    long long listen_port;
+    char *gateway_id;
+    char *redis_host;
+    long long redis_port;
+    char *pg;
+    long long pg_pool;
+    long long ingress_shards;
+    char *admin_host;
+    long long admin_port;
+    char *log_level;
+    long long pow_difficulty;
+    long long register_rate_per_minute;
+    long long outbound_max;
+    long long drain_timeout_ms;
+} gw_cfg;
+
+typedef struct gw {
+    uv_loop_t *loop;
+    const gw_cfg *cfg;
+    char id[PARLEY_GATEWAY_ID_MAX + 1];
+    char delivery_key[PKEYS_MAX];
+
+    struct lws_context *lws; /* NULL once destroyed */
+    predis *redis;           /* commands */
+    predis *redis_block;     /* XREAD BLOCK of the delivery stream only */
+    ppg *pg;
+    pmetrics *metrics;
+    gw_metrics m;
+    padmin *admin;
+
+    gw_conns conns;
+    uint64_t next_conn_id;
+    gw_conn *auth_head, *auth_tail; /* unauthenticated connections, oldest first */
+    gw_pendings pending;
+    gw_acks acks;
+    gw_events events;
+
+    uv_timer_t tick;     /* auth and send timeouts */
+    uv_timer_t presence; /* presence refresh */
+    int tick_init, presence_init;
+    int draining; /* SIGTERM: no new connections or sends */
+} gw;
+
+/* Sizes and budgets derived from the config. */
+size_t gw_outbound_max(const gw *g);
+
+#endif

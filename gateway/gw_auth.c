@@ -1,0 +1,449 @@
+#include "gw_auth.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "clock.h"
+#include "gw.h"
+#include "gw_drain.h"
+#include "gw_frame.h"
+#include "gw_pg.h"
+#include "gw_presence.h"
+#include "keys.h"
+#include "log.h"
+
+#define GW_SQL_AUTH                                                                            \
+    "SELECT a.id, d.signing_key, d.queue_len FROM accounts a"                                  \
+    " JOIN devices d ON d.account_id = a.id WHERE a.username = $1 AND d.device_id = $2"
+
+#define GW_SQL_REGISTER                                                                        \
+    "WITH a AS (INSERT INTO accounts (username, account_key) VALUES ($1, $2) RETURNING id)"    \
+    " INSERT INTO devices (account_id, device_id, registration_id, signing_key, identity_key)" \
+    " SELECT id, 1, $3, $4, $5 FROM a"
+
+/* Fixed window per source address: the first hit of a window starts its 60 s expiry. Returns
+ * {count, ms left in the window}. */
+#define GW_LUA_RATELIMIT                                                                       \
+    "local n = redis.call('INCR', KEYS[1]) "                                                   \
+    "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "                              \
+    "local t = redis.call('PTTL', KEYS[1]) "                                                   \
+    "if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end "         \
+    "return {n, t}"
+#define GW_RATELIMIT_WINDOW_MS "60000"
+
+/* ---- challenge ---------------------------------------------------------------------------- */
+
+int gw_auth_send_challenge(gw *g, gw_conn *c)
+{
+    randombytes_buf(c->challenge, sizeof c->challenge);
+    c->has_challenge = 1;
+    Parley__V1__Challenge ch = PARLEY__V1__CHALLENGE__INIT;
+    ch.nonce.data = c->challenge;
+    ch.nonce.len = sizeof c->challenge;
+    ch.gateway_id = g->id;
+    ch.pow_difficulty = (uint32_t)g->cfg->pow_difficulty;
+    ch.server_time_ms = pclock_wall_ms();
+    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
+    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_CHALLENGE;
+    sf.challenge = &ch;
+    return gw_conn_send_frame(g, c, &sf);
+}
+
+/* A fresh challenge after a Register answer; the auth timeout restarts with it. */
+static void gw_auth_rechallenge(gw *g, gw_conn *c)
+{
+    if (c->close_code || c->state != GW_CONN_OPEN)
+        return;
+    gw_conn_auth_list_remove(g, c);
+    c->opened_us = pclock_mono_us();
+    c->auth_prev = g->auth_tail;
+    if (g->auth_tail)
+        g->auth_tail->auth_next = c;
+    else
+        g->auth_head = c;
+    g->auth_tail = c;
+    c->in_auth_list = 1;
+    gw_auth_send_challenge(g, c);
+}
+
+void gw_auth_expire(gw *g, uint64_t now_us)
+{
+    while (g->auth_head &&
+           now_us - g->auth_head->opened_us >= (uint64_t)PARLEY_AUTH_TIMEOUT_MS * 1000) {
+        gw_conn *c = g->auth_head;
+        gw_conn_auth_list_remove(g, c);
+        plog_info("auth_timeout", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+        gw_conn_close(g, c, 1008, "authentication timeout", 1);
+    }
+}
+
+/* ---- AuthAnswer --------------------------------------------------------------------------- */
+
+typedef struct {
+    gw *g;
+    uint64_t conn_id, request_id;
+    char account[PARLEY_NAME_MAX + 1];
+    uint32_t device_id;
+    uint8_t transcript[PAUTH_TRANSCRIPT_MAX];
+    size_t tlen;
+    uint8_t sig[64];
+} gw_auth_ctx;
+
+static void gw_auth_fail(gw *g, gw_conn *c, uint64_t request_id, const char *why)
+{
+    plog_info("auth_failed", "conn=%llu peer=%s why=\"%s\"", (unsigned long long)c->id, c->peer,
+              why);
+    pmet_inc(g->m.auth_failed, 1);
+    gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__AUTH_FAILED,
+                       "authentication failed", 0);
+    gw_conn_close(g, c, 1008, "authentication failed", 1);
+}
+
+static void gw_auth_unavailable(gw *g, gw_conn *c, uint64_t request_id)
+{
+    gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                       "account service unavailable", 0);
+    gw_conn_close(g, c, 1011, "backend unavailable", 1);
+}
+
+static void gw_auth_presence_done(gw *g, uint64_t conn_id)
+{
+    gw_conn *c = gw_conns_get(&g->conns, conn_id);
+    if (!c || c->close_code || c->state != GW_CONN_AUTHED)
+        return;
+    Parley__V1__AuthOk ok = PARLEY__V1__AUTH_OK__INIT;
+    ok.account = c->account;
+    ok.device_id = c->device_id;
+    ok.queued = c->auth_queued;
+    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
+    sf.request_id = c->auth_request_id;
+    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_AUTH_OK;
+    sf.auth_ok = &ok;
+    if (gw_conn_send_frame(g, c, &sf) == 0)
+        gw_drain_start(g, c, 1);
+}
+
+static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
+{
+    gw_auth_ctx *x = ud;
+    gw *g = x->g;
+    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
+    if (!c || c->close_code || c->state != GW_CONN_AUTHING)
+        goto out;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char q[256];
+        plog_error("auth_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
+                   plog_q(q, sizeof q, gw_pg_why(res, err)));
+        gw_auth_unavailable(g, c, x->request_id);
+        goto out;
+    }
+    int64_t account_id;
+    int32_t queue_len;
+    const uint8_t *pk;
+    size_t pklen;
+    if (PQntuples(res) != 1) {
+        gw_auth_fail(g, c, x->request_id, "unknown account or device");
+        goto out;
+    }
+    if (gw_pg_i64(res, 0, 0, &account_id) || gw_pg_bytes(res, 0, 1, &pk, &pklen) ||
+        pklen != 32 || gw_pg_i32(res, 0, 2, &queue_len)) {
+        plog_error("auth_lookup_bad_row", "conn=%llu", (unsigned long long)c->id);
+        gw_auth_unavailable(g, c, x->request_id);
+        goto out;
+    }
+    if (pauth_verify(x->sig, x->transcript, x->tlen, pk) != 0) {
+        gw_auth_fail(g, c, x->request_id, "bad signature");
+        goto out;
+    }
+
+    /* a newer connection of a device replaces the older one */
+    gw_conn *old = gw_conns_device(&g->conns, x->account, x->device_id);
+    if (old && old != c) {
+        gw_conns_unbind_device(&g->conns, old);
+        pmet_inc(g->m.closes_replaced, 1);
+        plog_info("conn_replaced", "conn=%llu by=%llu", (unsigned long long)old->id,
+                  (unsigned long long)c->id);
+        gw_conn_close(g, old, 4001, "replaced by a newer connection", 0);
+    }
+    snprintf(c->account, sizeof c->account, "%s", x->account);
+    c->device_id = x->device_id;
+    c->account_id = account_id;
+    c->auth_request_id = x->request_id;
+    c->auth_queued = queue_len > 0 ? (uint64_t)queue_len : 0;
+    c->state = GW_CONN_AUTHED;
+    gw_conn_auth_list_remove(g, c);
+    if (gw_conns_bind_device(&g->conns, c) != 0) {
+        gw_auth_unavailable(g, c, x->request_id);
+        goto out;
+    }
+    pmet_add(g->m.authenticated, 1);
+    pmet_inc(g->m.auth_ok, 1);
+    plog_info("auth_ok", "conn=%llu account=%s device=%" PRIu32 " queued=%d",
+              (unsigned long long)c->id, c->account, c->device_id, (int)queue_len);
+    /* hold live pushes from now on: they must not overtake AuthOk or the drain */
+    c->drain.active = 1;
+    gw_presence_claim(g, c, gw_auth_presence_done);
+out:
+    free(x);
+}
+
+void gw_auth_answer(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
+{
+    const Parley__V1__AuthAnswer *a = f->auth;
+    uint64_t rid = f->request_id;
+    if (g->draining) {
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
+                           "gateway is shutting down", 0);
+        gw_conn_close(g, c, 1001, "going away", 1);
+        return;
+    }
+    if (!c->has_challenge || c->state != GW_CONN_OPEN) {
+        gw_auth_fail(g, c, rid, "challenge already used");
+        return;
+    }
+    c->has_challenge = 0; /* single use, whatever the outcome */
+
+    gw_auth_ctx *x = calloc(1, sizeof *x);
+    if (!x) {
+        gw_auth_unavailable(g, c, rid);
+        return;
+    }
+    x->g = g;
+    x->conn_id = c->id;
+    x->request_id = rid;
+    x->device_id = a->device_id;
+    uint64_t now = pclock_wall_ms();
+    uint64_t skew = a->timestamp_ms > now ? a->timestamp_ms - now : now - a->timestamp_ms;
+    const char *why = NULL;
+    if (!a->account || pauth_name_normalize(a->account, x->account) != 0)
+        why = "invalid account name";
+    else if (a->device_id == 0 || a->device_id > INT32_MAX)
+        why = "invalid device id";
+    else if (a->signature.len != sizeof x->sig)
+        why = "bad signature length";
+    else if (skew > PARLEY_AUTH_SKEW_MS)
+        why = "timestamp out of range";
+    else if (!(x->tlen = pauth_auth_transcript(x->transcript, c->challenge, g->id, x->account,
+                                               a->device_id, a->timestamp_ms)))
+        why = "transcript too long";
+    if (why) {
+        free(x);
+        gw_auth_fail(g, c, rid, why);
+        return;
+    }
+    memcpy(x->sig, a->signature.data, sizeof x->sig);
+
+    char dev[16];
+    snprintf(dev, sizeof dev, "%" PRIu32, a->device_id);
+    const char *params[] = {x->account, dev};
+    c->state = GW_CONN_AUTHING;
+    if (ppg_query(g->pg, GW_SQL_AUTH, 2, params, NULL, NULL, 1, gw_auth_lookup_cb, x) != 0) {
+        plog_warn("auth_lookup_unavailable", "conn=%llu", (unsigned long long)c->id);
+        free(x);
+        gw_auth_unavailable(g, c, rid);
+    }
+}
+
+/* ---- Register ----------------------------------------------------------------------------- */
+
+typedef struct {
+    gw *g;
+    uint64_t conn_id, request_id;
+    uint8_t challenge[PARLEY_CHALLENGE_BYTES];
+    char username[PARLEY_NAME_MAX + 1];
+    uint8_t account_key[32], signing_key[32], identity_key[32];
+    uint8_t account_sig[64], device_sig[64];
+    uint32_t registration_id;
+    uint64_t pow_nonce;
+} gw_reg_ctx;
+
+/* Answers a Register and offers a fresh challenge. */
+static void gw_reg_error(gw *g, gw_conn *c, uint64_t rid, Parley__V1__ErrorCode code,
+                         const char *why, uint32_t retry_after_ms)
+{
+    plog_info("register_rejected", "conn=%llu peer=%s code=%s why=\"%s\"",
+              (unsigned long long)c->id, c->peer, gw_frame_error_name(code), why);
+    gw_conn_send_error(g, c, rid, code, why, retry_after_ms);
+    gw_auth_rechallenge(g, c);
+}
+
+static void gw_reg_insert_cb(PGresult *res, const char *err, void *ud)
+{
+    gw_reg_ctx *x = ud;
+    gw *g = x->g;
+    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
+    if (!c || c->close_code)
+        goto out;
+    if (!res) {
+        char q[256];
+        plog_error("register_insert_failed", "conn=%llu error=%s", (unsigned long long)c->id,
+                   plog_q(q, sizeof q, gw_pg_why(res, err)));
+        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                     "account service unavailable", 0);
+        goto out;
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        if (strcmp(gw_pg_sqlstate(res), "23505") == 0) {
+            gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__NAME_TAKEN,
+                         "name already taken", 0);
+        } else {
+            char q[256];
+            plog_error("register_insert_failed", "conn=%llu sqlstate=%s error=%s",
+                       (unsigned long long)c->id, plog_q(q, 16, gw_pg_sqlstate(res)),
+                       plog_q(q + 16, sizeof q - 16, gw_pg_why(res, err)));
+            gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__INTERNAL,
+                         "could not register", 0);
+        }
+        goto out;
+    }
+    pmet_inc(g->m.registers, 1);
+    plog_info("registered", "conn=%llu account=%s", (unsigned long long)c->id, x->username);
+    Parley__V1__RegisterOk ok = PARLEY__V1__REGISTER_OK__INIT;
+    ok.username = x->username;
+    ok.device_id = 1;
+    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
+    sf.request_id = x->request_id;
+    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_REGISTER_OK;
+    sf.register_ok = &ok;
+    if (gw_conn_send_frame(g, c, &sf) == 0)
+        gw_auth_rechallenge(g, c);
+out:
+    free(x);
+}
+
+/* The rate limit passed: proof of work, signatures, then the insert. */
+static void gw_reg_check_and_insert(gw *g, gw_conn *c, gw_reg_ctx *x)
+{
+    if (pauth_pow_check(x->challenge, x->username, x->pow_nonce,
+                        (unsigned)g->cfg->pow_difficulty) != 0) {
+        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__POW_FAILED,
+                     "proof of work does not meet the difficulty", 0);
+        free(x);
+        return;
+    }
+    uint8_t t[PAUTH_TRANSCRIPT_MAX];
+    size_t tlen = pauth_register_transcript(t, x->challenge, x->username, x->account_key,
+                                            x->signing_key, x->identity_key, x->registration_id);
+    if (!tlen || pauth_verify(x->account_sig, t, tlen, x->account_key) != 0 ||
+        pauth_verify(x->device_sig, t, tlen, x->signing_key) != 0) {
+        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__AUTH_FAILED,
+                     "bad registration signature", 0);
+        free(x);
+        return;
+    }
+    char reg[16];
+    snprintf(reg, sizeof reg, "%" PRIu32, x->registration_id);
+    const char *params[] = {x->username, (const char *)x->account_key, reg,
+                            (const char *)x->signing_key, (const char *)x->identity_key};
+    const int lengths[] = {0, 32, 0, 32, 32};
+    const int formats[] = {0, 1, 0, 1, 1};
+    uint64_t rid = x->request_id;
+    if (ppg_query(g->pg, GW_SQL_REGISTER, 5, params, lengths, formats, 1, gw_reg_insert_cb, x) !=
+        0) {
+        free(x);
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                     "account service unavailable", 0);
+    }
+}
+
+static void gw_reg_ratelimit_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    gw_reg_ctx *x = privdata;
+    gw *g = x->g;
+    redisReply *r = reply;
+    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
+    if (!c || c->close_code) {
+        free(x);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        char q[256];
+        plog_warn("register_ratelimit_failed", "conn=%llu error=%s", (unsigned long long)c->id,
+                  plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
+        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                     "rate limiter unavailable", 0);
+        free(x);
+        return;
+    }
+    long long n = r->element[0]->integer, ttl = r->element[1]->integer;
+    if (n > g->cfg->register_rate_per_minute) {
+        uint32_t retry = ttl > 0 ? (uint32_t)ttl : 1000;
+        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__RATE_LIMITED,
+                     "too many registrations from this address", retry);
+        free(x);
+        return;
+    }
+    gw_reg_check_and_insert(g, c, x);
+}
+
+void gw_auth_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
+{
+    const Parley__V1__Register *r = f->register_;
+    uint64_t rid = f->request_id;
+    if (g->draining) {
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
+                           "gateway is shutting down", 0);
+        gw_conn_close(g, c, 1001, "going away", 1);
+        return;
+    }
+    if (!c->has_challenge || c->state != GW_CONN_OPEN) {
+        gw_auth_fail(g, c, rid, "challenge already used");
+        return;
+    }
+    c->has_challenge = 0;
+
+    if (r->account_key.len != 32 || r->device_signing_key.len != 32 ||
+        r->device_identity_key.len != 32 || r->account_signature.len != 64 ||
+        r->device_signature.len != 64) {
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
+                     "keys must be 32 bytes and signatures 64 bytes", 0);
+        return;
+    }
+    if (r->registration_id == 0 || r->registration_id > PARLEY_REGISTRATION_ID_MAX) {
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
+                     "registration_id out of range", 0);
+        return;
+    }
+    gw_reg_ctx *x = calloc(1, sizeof *x);
+    if (!x) {
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+        return;
+    }
+    if (!r->username || pauth_name_normalize(r->username, x->username) != 0) {
+        free(x);
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_NAME,
+                     "names are 3..32 of a-z 0-9 _ .", 0);
+        return;
+    }
+    x->g = g;
+    x->conn_id = c->id;
+    x->request_id = rid;
+    memcpy(x->challenge, c->challenge, sizeof x->challenge);
+    memcpy(x->account_key, r->account_key.data, 32);
+    memcpy(x->signing_key, r->device_signing_key.data, 32);
+    memcpy(x->identity_key, r->device_identity_key.data, 32);
+    memcpy(x->account_sig, r->account_signature.data, 64);
+    memcpy(x->device_sig, r->device_signature.data, 64);
+    x->registration_id = r->registration_id;
+    x->pow_nonce = r->pow_nonce;
+
+    char key[PKEYS_MAX];
+    if (pkeys_ratelimit(key, "register", c->peer) < 0) {
+        free(x);
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "bad source address", 0);
+        return;
+    }
+    const char *argv[] = {"EVAL", GW_LUA_RATELIMIT, "1", key, GW_RATELIMIT_WINDOW_MS};
+    const size_t argvlen[] = {4, strlen(argv[1]), 1, strlen(key), strlen(argv[4])};
+    if (predis_cmd(g->redis, gw_reg_ratelimit_cb, x, 5, argv, argvlen) != 0) {
+        free(x);
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE, "rate limiter unavailable",
+                     0);
+    }
+}

@@ -1,0 +1,34 @@
+/* gw_events.h: the reader of this gateway's delivery stream parley:gw:{gateway_id} (XREAD BLOCK
+ * on its own Redis connection): fanout replies are forwarded to their connection, pushes go to
+ * the (account, device) connection (held while it drains), kicks close replaced connections. */
+#ifndef PARLEY_GW_EVENTS_H
+#define PARLEY_GW_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "gw_proto.h"
+
+struct gw;
+struct predis;
+
+typedef struct {
+    char last_id[48]; /* stream id after which the next XREAD reads; "" until known */
+    unsigned gen;     /* bumped on every (re)connect; stale callbacks stop their chain */
+    int stopped;
+    uv_timer_t retry; /* restarts the chain after a Redis error reply */
+    int retry_init;
+} gw_events;
+
+int gw_events_init(struct gw *g);
+/* on_up callback of the blocking Redis connection: (re)starts the read chain. */
+void gw_events_on_up(struct predis *r, void *ud);
+/* Ends the chain and closes the retry timer (handles close on the loop). */
+void gw_events_stop(struct gw *g);
+
+/* Applies one decoded event (exposed for tests). */
+void gw_events_apply(struct gw *g, const Parley__V1__InternalEvent *ev);
+
+#endif

@@ -1,0 +1,125 @@
+#include "gw_frame.h"
+
+#include <string.h>
+
+gw_frame_status gw_frame_decode(const uint8_t *buf, size_t len, Parley__V1__ClientFrame **out)
+{
+    *out = NULL;
+    Parley__V1__ClientFrame *f = parley__v1__client_frame__unpack(NULL, len, buf);
+    if (!f)
+        return GW_FRAME_UNDECODABLE;
+    switch (f->body_case) {
+    case PARLEY__V1__CLIENT_FRAME__BODY_AUTH:
+    case PARLEY__V1__CLIENT_FRAME__BODY_REGISTER:
+    case PARLEY__V1__CLIENT_FRAME__BODY_SEND:
+    case PARLEY__V1__CLIENT_FRAME__BODY_ACK:
+    case PARLEY__V1__CLIENT_FRAME__BODY_GET_DEVICES:
+    case PARLEY__V1__CLIENT_FRAME__BODY_PING:
+        *out = f;
+        return GW_FRAME_OK;
+    default:
+        parley__v1__client_frame__free_unpacked(f, NULL);
+        return GW_FRAME_NO_BODY;
+    }
+}
+
+void gw_frame_free(Parley__V1__ClientFrame *f)
+{
+    if (f)
+        parley__v1__client_frame__free_unpacked(f, NULL);
+}
+
+gw_out *gw_frame_pack(const Parley__V1__ServerFrame *f)
+{
+    size_t n = parley__v1__server_frame__get_packed_size(f);
+    gw_out *o = gw_out_new(n);
+    if (!o)
+        return NULL;
+    parley__v1__server_frame__pack(f, gw_out_payload(o));
+    return o;
+}
+
+gw_out *gw_frame_raw(const uint8_t *bytes, size_t len)
+{
+    gw_out *o = gw_out_new(len);
+    if (!o)
+        return NULL;
+    if (len)
+        memcpy(gw_out_payload(o), bytes, len);
+    return o;
+}
+
+gw_out *gw_frame_error(uint64_t request_id, Parley__V1__ErrorCode code, const char *message,
+                       uint32_t retry_after_ms)
+{
+    Parley__V1__Error err = PARLEY__V1__ERROR__INIT;
+    err.code = code;
+    if (message)
+        err.message = (char *)message; /* protobuf-c wants non-const; only read by pack */
+    err.retry_after_ms = retry_after_ms;
+    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
+    sf.request_id = request_id;
+    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_ERROR;
+    sf.error = &err;
+    return gw_frame_pack(&sf);
+}
+
+static int gw_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return -1;
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int gw_frame_request_id(const uint8_t *buf, size_t len, uint64_t *out)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    *out = 0;
+    while (p < end) {
+        uint64_t tag, v;
+        if (gw_varint(&p, end, &tag))
+            return -1;
+        switch (tag & 7) {
+        case 0:
+            if (gw_varint(&p, end, &v))
+                return -1;
+            if ((tag >> 3) == 1)
+                *out = v; /* last occurrence wins, as in protobuf */
+            break;
+        case 1:
+            if ((size_t)(end - p) < 8)
+                return -1;
+            p += 8;
+            break;
+        case 2:
+            if (gw_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return -1;
+            p += v;
+            break;
+        case 5:
+            if ((size_t)(end - p) < 4)
+                return -1;
+            p += 4;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const char *gw_frame_error_name(Parley__V1__ErrorCode code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&parley__v1__error_code__descriptor, (int)code);
+    return v ? v->name : "UNKNOWN";
+}

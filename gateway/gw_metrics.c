@@ -1,0 +1,82 @@
+#include "gw_metrics.h"
+
+#include <stdio.h>
+
+#include "gw_frame.h"
+
+static const double gw_drain_bounds[] = {0, 1, 10, 100, 1000, 10000};
+
+int gw_metrics_init(gw_metrics *gm, pmetrics *m)
+{
+    int bad = 0;
+#define C(field, name, help, labels) bad |= !(gm->field = pmetrics_counter(m, name, help, labels))
+#define G(field, name, help) bad |= !(gm->field = pmetrics_gauge(m, name, help, NULL))
+    G(connections, "parley_gateway_connections", "Open WebSocket connections.");
+    G(authenticated, "parley_gateway_authenticated_connections",
+      "Authenticated WebSocket connections.");
+    C(frames_in, "parley_gateway_frames_in_total", "WebSocket messages received.", NULL);
+    C(frames_out, "parley_gateway_frames_out_total", "WebSocket messages sent.", NULL);
+    C(bytes_in, "parley_gateway_bytes_in_total", "WebSocket payload bytes received.", NULL);
+    C(bytes_out, "parley_gateway_bytes_out_total", "WebSocket payload bytes sent.", NULL);
+    for (int i = 0; i < GW_METRICS_ERROR_CODES; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "code=\"%s\"",
+                 gw_frame_error_name((Parley__V1__ErrorCode)i));
+        C(errors[i], "parley_gateway_errors_total", "Error frames sent to clients, by code.",
+          labels);
+    }
+    C(closes_slow, "parley_gateway_closes_total", "Connections closed by the gateway, by reason.",
+      "reason=\"too_slow\"");
+    C(closes_replaced, "parley_gateway_closes_total",
+      "Connections closed by the gateway, by reason.", "reason=\"replaced\"");
+    C(closes_policy, "parley_gateway_closes_total",
+      "Connections closed by the gateway, by reason.", "reason=\"policy\"");
+    C(auth_ok, "parley_gateway_auth_total", "Authentication attempts, by result.",
+      "result=\"ok\"");
+    C(auth_failed, "parley_gateway_auth_total", "Authentication attempts, by result.",
+      "result=\"failed\"");
+    C(registers, "parley_gateway_registrations_total", "Accounts registered.", NULL);
+    C(sends_forwarded, "parley_gateway_sends_forwarded_total",
+      "Sends validated and written to an ingress stream.", NULL);
+    C(send_timeouts, "parley_gateway_send_timeouts_total",
+      "Sends answered UNAVAILABLE because fanout did not answer in time.", NULL);
+    C(send_replies, "parley_gateway_send_replies_total", "Fanout answers forwarded to clients.",
+      NULL);
+    C(send_late_replies, "parley_gateway_send_late_replies_total",
+      "Fanout answers dropped (connection gone or already timed out).", NULL);
+    G(sends_pending, "parley_gateway_sends_pending", "Sends waiting for a fanout answer.");
+    bad |= !(gm->send_latency = pmetrics_hist(m, "parley_gateway_send_answer_seconds",
+                                              "Time from a Send frame to its fanout answer.",
+                                              NULL, pmetrics_latency_bounds,
+                                              pmetrics_latency_nbounds));
+    C(pushes, "parley_gateway_pushes_total", "Live envelopes pushed to connections.", NULL);
+    C(pushes_held, "parley_gateway_pushes_held_total",
+      "Live envelopes held back while the queue drained.", NULL);
+    C(kicks_sent, "parley_gateway_kicks_sent_total",
+      "Kicks sent to other gateways for replaced connections.", NULL);
+    C(kicks_received, "parley_gateway_kicks_received_total", "Kicks received.", NULL);
+    C(events_bad, "parley_gateway_delivery_bad_entries_total",
+      "Undecodable delivery stream entries (skipped).", NULL);
+    bad |= !(gm->drain_size = pmetrics_hist(m, "parley_gateway_drain_envelopes",
+                                            "Envelopes delivered by one queue drain.", NULL,
+                                            gw_drain_bounds,
+                                            sizeof gw_drain_bounds / sizeof gw_drain_bounds[0]));
+    C(drained, "parley_gateway_drained_envelopes_total", "Envelopes delivered by queue drains.",
+      NULL);
+    C(acks, "parley_gateway_acked_ids_total", "Envelope ids acknowledged by clients.", NULL);
+    C(acks_deleted, "parley_gateway_ack_deleted_total", "Envelopes deleted by acks.", NULL);
+    C(ack_flushes, "parley_gateway_ack_flushes_total", "Batched ack statements run.", NULL);
+    C(ack_failures, "parley_gateway_ack_failures_total", "Batched ack statements that failed.",
+      NULL);
+    C(presence_failures, "parley_gateway_presence_failures_total",
+      "Presence updates that could not reach Redis.", NULL);
+#undef C
+#undef G
+    return bad ? -1 : 0;
+}
+
+void gw_metrics_error(gw_metrics *gm, Parley__V1__ErrorCode code)
+{
+    if ((int)code >= 0 && (int)code < GW_METRICS_ERROR_CODES && gm->errors[code])
+        pmet_inc(gm->errors[code], 1);
+}

@@ -1,0 +1,33 @@
+/* gw_metrics.h: the gateway's Prometheus series (names prefixed parley_gateway_). The registry
+ * owns them; this struct only points into it. */
+#ifndef PARLEY_GW_METRICS_H
+#define PARLEY_GW_METRICS_H
+
+#include "metrics.h"
+#include "gw_proto.h"
+
+#define GW_METRICS_ERROR_CODES 19 /* Parley__V1__ErrorCode values 0..18 */
+
+typedef struct {
+    pmet_gauge *connections;
+    pmet_gauge *authenticated;
+    pmet_counter *frames_in, *frames_out, *bytes_in, *bytes_out;
+    pmet_counter *errors[GW_METRICS_ERROR_CODES]; /* error frames sent, by code */
+    pmet_counter *closes_slow, *closes_replaced, *closes_policy;
+    pmet_counter *auth_ok, *auth_failed, *registers;
+    pmet_counter *sends_forwarded, *send_timeouts, *send_replies, *send_late_replies;
+    pmet_gauge *sends_pending;
+    pmet_hist *send_latency;
+    pmet_counter *pushes, *pushes_held, *kicks_sent, *kicks_received;
+    pmet_counter *events_bad;
+    pmet_hist *drain_size;
+    pmet_counter *drained;
+    pmet_counter *acks, *acks_deleted, *ack_flushes, *ack_failures;
+    pmet_counter *presence_failures;
+} gw_metrics;
+
+/* Registers every series in m; returns 0, or -1 on allocation failure. */
+int gw_metrics_init(gw_metrics *gm, pmetrics *m);
+void gw_metrics_error(gw_metrics *gm, Parley__V1__ErrorCode code);
+
+#endif

@@ -1,0 +1,271 @@
+#include "gw_send.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "clock.h"
+#include "gw.h"
+#include "keys.h"
+#include "log.h"
+
+#define GW_SEND_RETRY_AFTER_MS 1000 /* hint with RATE_LIMITED for too many unanswered sends */
+
+Parley__V1__ErrorCode gw_send_validate(const Parley__V1__Send *s,
+                                       char recipient[PARLEY_NAME_MAX + 1], const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (!s) {
+        *why = "missing send";
+        return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    if (s->client_id == 0) {
+        *why = "client_id must not be 0";
+        return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    if (!s->recipient || pauth_name_normalize(s->recipient, recipient) != 0) {
+        *why = "recipient is not a valid account name";
+        return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    if (s->n_envelopes == 0) {
+        *why = "no envelopes";
+        return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    if (s->n_envelopes > PARLEY_MAX_ENVELOPES_PER_SEND) {
+        *why = "too many envelopes";
+        return PARLEY__V1__ERROR_CODE__TOO_MANY_ENVELOPES;
+    }
+    for (size_t i = 0; i < s->n_envelopes; i++) {
+        const Parley__V1__OutEnvelope *e = s->envelopes[i];
+        if (!e || e->device_id == 0) {
+            *why = "envelope without device_id";
+            return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+        }
+        if (e->registration_id == 0 || e->registration_id > PARLEY_REGISTRATION_ID_MAX) {
+            *why = "registration_id out of range";
+            return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+        }
+        if (e->content.len == 0) {
+            *why = "empty envelope content";
+            return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+        }
+        if (e->content.len > PARLEY_MAX_ENVELOPE_BYTES) {
+            *why = "envelope content too large";
+            return PARLEY__V1__ERROR_CODE__ENVELOPE_TOO_LARGE;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (s->envelopes[j]->device_id == e->device_id) {
+                *why = "duplicate device_id";
+                return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+            }
+        }
+    }
+    *why = NULL;
+    return PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED;
+}
+
+static void gw_pending_unlink(gw *g, gw_conn *c, gw_pending *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        g->pending.head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        g->pending.tail = p->prev;
+    g->pending.count--;
+    if (c) {
+        for (gw_pending **pp = &c->pending; *pp; pp = &(*pp)->conn_next) {
+            if (*pp == p) {
+                *pp = p->conn_next;
+                c->npending--;
+                break;
+            }
+        }
+    }
+    pmet_set(g->m.sends_pending, (double)g->pending.count);
+}
+
+static gw_pending *gw_pending_add(gw *g, gw_conn *c, uint64_t request_id)
+{
+    gw_pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->seq = ++g->pending.next_seq;
+    p->conn_id = c->id;
+    p->request_id = request_id;
+    p->started_us = pclock_mono_us();
+    p->prev = g->pending.tail;
+    if (g->pending.tail)
+        g->pending.tail->next = p;
+    else
+        g->pending.head = p;
+    g->pending.tail = p;
+    g->pending.count++;
+    p->conn_next = c->pending;
+    c->pending = p;
+    c->npending++;
+    pmet_set(g->m.sends_pending, (double)g->pending.count);
+    return p;
+}
+
+typedef struct {
+    gw *g;
+    uint64_t conn_id, seq;
+} gw_xadd_ctx;
+
+static void gw_send_fail_seq(gw *g, uint64_t conn_id, uint64_t seq, const char *why)
+{
+    gw_conn *c = gw_conns_get(&g->conns, conn_id);
+    if (!c)
+        return;
+    for (gw_pending *p = c->pending; p; p = p->conn_next) {
+        if (p->seq == seq) {
+            uint64_t request_id = p->request_id;
+            gw_pending_unlink(g, c, p);
+            free(p);
+            gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE, why, 0);
+            return;
+        }
+    }
+}
+
+static void gw_send_xadd_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    gw_xadd_ctx *x = privdata;
+    redisReply *r = reply;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        char q[256];
+        plog_warn("send_xadd_failed", "conn=%llu error=%s", (unsigned long long)x->conn_id,
+                  plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
+        gw_send_fail_seq(x->g, x->conn_id, x->seq, "message queue unavailable");
+    } else {
+        pmet_inc(x->g->m.sends_forwarded, 1);
+    }
+    free(x);
+}
+
+void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
+{
+    uint64_t rid = f->request_id;
+    if (g->draining) {
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
+                           "gateway is shutting down", 0);
+        return;
+    }
+    char recipient[PARLEY_NAME_MAX + 1];
+    const char *why = NULL;
+    Parley__V1__ErrorCode code = gw_send_validate(f->send, recipient, &why);
+    if (code != PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED) {
+        gw_conn_send_error(g, c, rid, code, why, 0);
+        return;
+    }
+    if (c->npending >= PARLEY_PENDING_SENDS_MAX) {
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__RATE_LIMITED,
+                           "too many unanswered sends", GW_SEND_RETRY_AFTER_MS);
+        return;
+    }
+
+    /* the send as received, with the recipient in its normalised form (a shallow copy: the
+     * envelopes stay owned by f) */
+    Parley__V1__Send send = *f->send;
+    send.recipient = recipient;
+    Parley__V1__InternalSend is = PARLEY__V1__INTERNAL_SEND__INIT;
+    is.gateway_id = g->id;
+    is.conn_id = c->id;
+    is.request_id = rid;
+    is.sender = c->account;
+    is.sender_device = c->device_id;
+    is.send = &send;
+    is.received_ms = pclock_wall_ms();
+    size_t len = parley__v1__internal_send__get_packed_size(&is);
+    uint8_t *buf = malloc(len ? len : 1);
+    gw_xadd_ctx *x = malloc(sizeof *x);
+    char key[PKEYS_MAX];
+    if (!buf || !x ||
+        pkeys_ingress(key, pkeys_shard(recipient, (unsigned)g->cfg->ingress_shards)) < 0) {
+        free(buf);
+        free(x);
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+        return;
+    }
+    parley__v1__internal_send__pack(&is, buf);
+
+    gw_pending *p = gw_pending_add(g, c, rid);
+    if (!p) {
+        free(buf);
+        free(x);
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+        return;
+    }
+    x->g = g;
+    x->conn_id = c->id;
+    x->seq = p->seq;
+    const char *argv[] = {"XADD", key, "*", PKEYS_FIELD, (const char *)buf};
+    size_t argvlen[] = {4, strlen(key), 1, strlen(PKEYS_FIELD), len};
+    int rc = predis_cmd(g->redis, gw_send_xadd_cb, x, 5, argv, argvlen);
+    free(buf);
+    if (rc != 0) {
+        free(x);
+        gw_pending_unlink(g, c, p);
+        free(p);
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                           "message queue unavailable", 0);
+    }
+}
+
+int gw_send_answered(gw *g, gw_conn *c, uint64_t request_id, uint64_t *latency_us)
+{
+    /* the connection's list is newest first; answer the oldest send with this request id */
+    gw_pending *found = NULL;
+    for (gw_pending *p = c->pending; p; p = p->conn_next)
+        if (p->request_id == request_id)
+            found = p;
+    if (!found)
+        return -1;
+    *latency_us = pclock_mono_us() - found->started_us;
+    gw_pending_unlink(g, c, found);
+    free(found);
+    return 0;
+}
+
+void gw_send_drop_conn(gw *g, gw_conn *c)
+{
+    while (c->pending) {
+        gw_pending *p = c->pending;
+        gw_pending_unlink(g, c, p);
+        free(p);
+    }
+}
+
+void gw_send_expire(gw *g, uint64_t now_us)
+{
+    while (g->pending.head &&
+           now_us - g->pending.head->started_us >= (uint64_t)GW_SEND_TIMEOUT_MS * 1000) {
+        gw_pending *p = g->pending.head;
+        gw_conn *c = gw_conns_get(&g->conns, p->conn_id);
+        uint64_t request_id = p->request_id;
+        gw_pending_unlink(g, c, p);
+        free(p);
+        pmet_inc(g->m.send_timeouts, 1);
+        if (c) {
+            plog_warn("send_timeout", "conn=%llu request_id=%llu", (unsigned long long)c->id,
+                      (unsigned long long)request_id);
+            gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                               "no answer from the message service", 0);
+        }
+    }
+}
+
+void gw_send_free_all(gw *g)
+{
+    while (g->pending.head) {
+        gw_pending *p = g->pending.head;
+        gw_pending_unlink(g, gw_conns_get(&g->conns, p->conn_id), p);
+        free(p);
+    }
+}

@@ -1,0 +1,254 @@
+#include "gw_server.h"
+
+#include "gw_proto.h"
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "gw_auth.h"
+#include "gw_dispatch.h"
+#include "gw_drain.h"
+#include "gw_presence.h"
+#include "log.h"
+
+#define GW_WS_PROTOCOL "parley.v1"
+#define GW_WS_PATH "/v1/ws"
+#define GW_VHOST "parley-gateway"
+/* lws hands messages over in pieces of at most this size (per connection buffer); larger
+ * messages are reassembled in gw_conn.rx up to PARLEY_MAX_FRAME_BYTES */
+#define GW_RX_BUFFER (16 * 1024)
+/* after a message, an rx buffer bigger than this is given back */
+#define GW_RX_KEEP (16 * 1024)
+
+typedef struct {
+    gw_conn *c;
+} gw_pss;
+
+/* WebSocket pings keep NATs open and find dead peers (presence stays accurate). */
+static const lws_retry_bo_t gw_retry = {
+    .secs_since_valid_ping = 30,
+    .secs_since_valid_hangup = 75,
+};
+
+static void gw_lws_log(int level, const char *line)
+{
+    char msg[256], q[300];
+    snprintf(msg, sizeof msg, "%s", line);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    plog(level == LLL_ERR ? PLOG_ERROR : PLOG_WARN, "lws", "msg=%s", plog_q(q, sizeof q, msg));
+}
+
+static int gw_rx_append(gw_conn *c, const void *in, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (c->rx_len + len > c->rx_cap) {
+        size_t cap = c->rx_cap ? c->rx_cap : 1024;
+        while (cap < c->rx_len + len)
+            cap *= 2;
+        if (cap > PARLEY_MAX_FRAME_BYTES)
+            cap = PARLEY_MAX_FRAME_BYTES;
+        unsigned char *nb = realloc(c->rx, cap);
+        if (!nb)
+            return -1;
+        c->rx = nb;
+        c->rx_cap = cap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    return 0;
+}
+
+static int gw_on_receive(gw *g, gw_conn *c, const void *in, size_t len)
+{
+    if (!c || c->close_code)
+        return 0;
+    if (!c->rx_in_msg) {
+        c->rx_in_msg = 1;
+        c->rx_binary = lws_frame_is_binary(c->wsi);
+        c->rx_skip = 0;
+        c->rx_len = 0;
+    }
+    int final = lws_is_final_fragment(c->wsi);
+    if (!c->rx_skip) {
+        if (len > PARLEY_MAX_FRAME_BYTES - c->rx_len) {
+            c->rx_skip = 1;
+            gw_dispatch_too_large(g, c);
+        } else if (!c->rx_binary) {
+            c->rx_len += len; /* text is refused whole; only its size matters */
+        } else if (gw_rx_append(c, in, len) != 0) {
+            plog_error("rx_oom", "conn=%llu", (unsigned long long)c->id);
+            gw_conn_close(g, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 0);
+            return 0;
+        }
+    }
+    if (final) {
+        c->rx_in_msg = 0;
+        if (!c->rx_skip)
+            gw_dispatch_message(g, c, c->rx, c->rx_len, c->rx_binary);
+        c->rx_len = 0;
+        if (c->rx_cap > GW_RX_KEEP) {
+            free(c->rx);
+            c->rx = NULL;
+            c->rx_cap = 0;
+        }
+    }
+    return 0;
+}
+
+static int gw_on_writeable(gw *g, gw_conn *c)
+{
+    if (!c)
+        return -1;
+    gw_out *o = gw_outq_peek(&c->out);
+    if (c->close_code && (!c->close_flush || !o)) {
+        /* lws 4.1 treats -1 from SERVER_WRITEABLE as a failed write and drops the socket
+         * without a close frame; from LWS_CALLBACK_TIMER it sends the lws_close_reason one */
+        lws_set_timer_usecs(c->wsi, 1);
+        return 0;
+    }
+    if (!o)
+        return 0;
+    int n = lws_write(c->wsi, gw_out_payload(o), o->len, LWS_WRITE_BINARY);
+    if (n < 0 || (size_t)n < o->len) {
+        plog_info("write_failed", "conn=%llu", (unsigned long long)c->id);
+        return -1;
+    }
+    gw_outq_pop(&c->out);
+    pmet_inc(g->m.frames_out, 1);
+    pmet_inc(g->m.bytes_out, o->len);
+    gw_out_free(o);
+    if (c->out.head || c->close_code)
+        lws_callback_on_writable(c->wsi);
+    gw_drain_on_writable(g, c);
+    return 0;
+}
+
+static int gw_path_ok(struct lws *wsi)
+{
+    char uri[64];
+    int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+    return n > 0 && strcmp(uri, GW_WS_PATH) == 0;
+}
+
+static int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    gw *g = ctx ? lws_context_user(ctx) : NULL;
+    gw_pss *pss = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* draining: new TCP connections are dropped at once */
+        return g && g->draining ? 1 : 0;
+    case LWS_CALLBACK_HTTP:
+        /* plain HTTP on the WebSocket port */
+        if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (!g || g->draining || !gw_path_ok(wsi))
+            return 1;
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED: {
+        if (!g || !pss)
+            return -1;
+        gw_conn *c = gw_conn_new(g, wsi);
+        if (!c) {
+            plog_error("conn_oom", "what=connection");
+            return -1;
+        }
+        pss->c = c;
+        plog_debug("conn_open", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+        gw_auth_send_challenge(g, c);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        return pss ? gw_on_receive(g, pss->c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss ? gw_on_writeable(g, pss->c) : -1;
+    case LWS_CALLBACK_TIMER:
+        if (pss && pss->c && pss->c->close_code) {
+            gw_conn *c = pss->c;
+            lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+                             (unsigned char *)c->close_reason, strlen(c->close_reason));
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (pss && pss->c) {
+            gw_conn *c = pss->c;
+            pss->c = NULL;
+            plog_debug("conn_closed", "conn=%llu", (unsigned long long)c->id);
+            gw_presence_release(g, c);
+            gw_conn_destroy(g, c);
+        }
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols gw_protocols[] = {
+    /* first: also serves clients that ask for no subprotocol, and plain HTTP */
+    {GW_WS_PROTOCOL, gw_ws_callback, sizeof(gw_pss), GW_RX_BUFFER, 0, NULL,
+     PARLEY_MAX_FRAME_BYTES},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+int gw_server_start(gw *g)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, gw_lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[1] = {g->loop};
+    info.port = (int)g->cfg->listen_port;
+    info.iface = g->cfg->listen_host;
+    info.protocols = gw_protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV;
+    info.foreign_loops = loops;
+    info.user = g;
+    info.pcontext = &g->lws;
+    info.retry_and_idle_policy = &gw_retry;
+    info.timeout_secs = 10; /* handshake */
+    info.vhost_name = GW_VHOST;
+    /* with IPv6 enabled lws 4.1 ignores an IPv4 iface and listens on every address */
+    struct in_addr v4;
+    if (g->cfg->listen_host && inet_pton(AF_INET, g->cfg->listen_host, &v4) == 1)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    g->lws = lws_create_context(&info);
+    if (!g->lws) {
+        plog_error("listen_failed", "host=%s port=%lld", g->cfg->listen_host,
+                   g->cfg->listen_port);
+        return -1;
+    }
+    /* lws 4.1 returns a context even when the vhost could not bind */
+    if (!lws_get_vhost_by_name(g->lws, GW_VHOST)) {
+        plog_error("listen_failed", "host=%s port=%lld reason=\"cannot bind\"",
+                   g->cfg->listen_host, g->cfg->listen_port);
+        return -1;
+    }
+    plog_info("listening", "host=%s port=%lld path=%s protocol=%s", g->cfg->listen_host,
+              g->cfg->listen_port, GW_WS_PATH, GW_WS_PROTOCOL);
+    return 0;
+}
+
+void gw_server_stop_accepting(gw *g)
+{
+    /* lws_context_deprecate would close the listener, but raises SIGINT when the last
+     * connection goes; the filter callbacks refuse new connections instead */
+    g->draining = 1;
+}
+
+void gw_server_destroy(gw *g)
+{
+    if (g->lws)
+        lws_context_destroy(g->lws);
+}

@@ -1,0 +1,301 @@
+/* main.c: parley-gateway: configuration, startup of every gateway part on one libuv loop, and
+ * the SIGTERM drain (stop accepting, wait for pending send answers up to drain_timeout_ms,
+ * close clients with 1001, exit 0). */
+#include <ctype.h>
+#include "gw_proto.h"
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "clock.h"
+#include "config.h"
+#include "gw.h"
+#include "gw_ack.h"
+#include "gw_auth.h"
+#include "gw_events.h"
+#include "gw_presence.h"
+#include "gw_send.h"
+#include "gw_server.h"
+#include "log.h"
+
+#define GW_TICK_MS 100
+#define GW_CLOSE_WAIT_MS 3000 /* after 1001 closes, how long clients get to answer them */
+#define GW_EXIT_WAIT_MS 3000  /* for handles to close before the loop is stopped anyway */
+
+_Static_assert(PARLEY_OUTBOUND_MAX_DEFAULT == 1048576, "outbound_max default below");
+
+static const pcfg_opt gw_opts[] = {
+    {"listen_host", PCFG_STR, offsetof(gw_cfg, listen_host), "127.0.0.1", 0, 0,
+     "address of the WebSocket listener"},
+    {"listen_port", PCFG_INT, offsetof(gw_cfg, listen_port), "8080", 1, 65535,
+     "port of the WebSocket listener (path /v1/ws)"},
+    {"gateway_id", PCFG_STR, offsetof(gw_cfg, gateway_id), NULL, 0, 0,
+     "unique, stable id of this process (default hostname-pid); [A-Za-z0-9._-]"},
+    {"redis_host", PCFG_STR, offsetof(gw_cfg, redis_host), "127.0.0.1", 0, 0, "Redis host"},
+    {"redis_port", PCFG_INT, offsetof(gw_cfg, redis_port), "6379", 1, 65535, "Redis port"},
+    {"pg", PCFG_STR, offsetof(gw_cfg, pg), "host=127.0.0.1 port=5432 dbname=parley user=parley",
+     0, 0, "PostgreSQL conninfo"},
+    {"pg_pool", PCFG_INT, offsetof(gw_cfg, pg_pool), "4", 1, 64, "PostgreSQL connections"},
+    {"ingress_shards", PCFG_INT, offsetof(gw_cfg, ingress_shards), "4", 1,
+     PARLEY_INGRESS_SHARDS_MAX, "ingress streams (the same on every gateway and fanout)"},
+    {"admin_host", PCFG_STR, offsetof(gw_cfg, admin_host), "127.0.0.1", 0, 0,
+     "address of the admin listener (/healthz /readyz /metrics)"},
+    {"admin_port", PCFG_INT, offsetof(gw_cfg, admin_port), "9080", 0, 65535,
+     "port of the admin listener; 0 disables it"},
+    {"log_level", PCFG_STR, offsetof(gw_cfg, log_level), "info", 0, 0,
+     "debug, info, warn or error"},
+    {"pow_difficulty", PCFG_INT, offsetof(gw_cfg, pow_difficulty), "8", 0,
+     PARLEY_POW_DIFFICULTY_MAX, "leading zero bits of the registration proof of work"},
+    {"register_rate_per_minute", PCFG_INT, offsetof(gw_cfg, register_rate_per_minute), "30", 1,
+     1000000, "registrations per source address and minute"},
+    {"outbound_max", PCFG_INT, offsetof(gw_cfg, outbound_max), "1048576",
+     2 * PARLEY_MAX_FRAME_BYTES, 64LL * 1024 * 1024,
+     "unsent bytes per connection before it is closed with 4002"},
+    {"drain_timeout_ms", PCFG_INT, offsetof(gw_cfg, drain_timeout_ms), "10000", 0, 600000,
+     "on SIGTERM, how long to wait for pending send answers"},
+};
+
+typedef enum { GW_RUNNING, GW_WAIT_SENDS, GW_CLOSING, GW_EXITING } gw_phase;
+
+typedef struct {
+    uv_loop_t loop; /* here, not on the stack: reachable if startup fails (see main) */
+    gw g;
+    gw_cfg cfg;
+    gw_phase phase;
+    uint64_t phase_deadline_us;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t exit_timer;
+} gw_main;
+
+static int gw_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > PARLEY_GATEWAY_ID_MAX)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+            return 0;
+    return 1;
+}
+
+static void gw_default_id(char out[PARLEY_GATEWAY_ID_MAX + 1])
+{
+    char host[256] = "gateway";
+    if (gethostname(host, sizeof host - 1) != 0)
+        strcpy(host, "gateway");
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+            *p = '-';
+    char pid[24];
+    int pl = snprintf(pid, sizeof pid, "-%ld", (long)getpid());
+    size_t keep = PARLEY_GATEWAY_ID_MAX - (size_t)pl, hl = strlen(host);
+    if (hl > keep)
+        hl = keep;
+    memcpy(out, host, hl);
+    memcpy(out + hl, pid, (size_t)pl + 1);
+}
+
+static int gw_ready(void *ud)
+{
+    gw *g = ud;
+    return !g->draining && g->lws && predis_up(g->redis) && predis_up(g->redis_block) &&
+           ppg_up(g->pg) > 0;
+}
+
+static void gw_close_each(gw_conn *c, void *ud)
+{
+    gw_conn_close(ud, c, 1001, "going away", 1);
+}
+
+static void gw_exit_timer_cb(uv_timer_t *t)
+{
+    plog_warn("exit_forced", "msg=\"handles still open; stopping the loop\"");
+    uv_stop(t->loop);
+}
+
+static void gw_finish(gw_main *m)
+{
+    gw *g = &m->g;
+    m->phase = GW_EXITING;
+    plog_info("shutdown_final", "connections=%zu", g->conns.count);
+    gw_server_destroy(g);
+    if (g->admin) {
+        padmin_stop(g->admin);
+        g->admin = NULL;
+    }
+    gw_events_stop(g);
+    gw_presence_stop(g);
+    gw_ack_close(g);
+    uv_close((uv_handle_t *)&g->tick, NULL);
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+    predis_close(g->redis_block);
+    predis_close(g->redis);
+    ppg_close(g->pg);
+    g->redis_block = g->redis = NULL;
+    g->pg = NULL;
+    uv_timer_init(g->loop, &m->exit_timer);
+    uv_timer_start(&m->exit_timer, gw_exit_timer_cb, GW_EXIT_WAIT_MS, 0);
+    uv_unref((uv_handle_t *)&m->exit_timer);
+}
+
+static void gw_tick_cb(uv_timer_t *t)
+{
+    gw_main *m = t->data;
+    gw *g = &m->g;
+    uint64_t now = pclock_mono_us();
+    gw_auth_expire(g, now);
+    gw_send_expire(g, now);
+    switch (m->phase) {
+    case GW_WAIT_SENDS:
+        if (g->pending.count == 0 || now >= m->phase_deadline_us) {
+            plog_info("shutdown_closing", "connections=%zu unanswered_sends=%zu",
+                      g->conns.count, g->pending.count);
+            gw_conns_each(&g->conns, gw_close_each, g);
+            gw_ack_flush(g);
+            m->phase = GW_CLOSING;
+            m->phase_deadline_us = now + (uint64_t)GW_CLOSE_WAIT_MS * 1000;
+        }
+        break;
+    case GW_CLOSING:
+        gw_ack_flush(g);
+        if ((g->conns.count == 0 && g->acks.inflight == 0) || now >= m->phase_deadline_us)
+            gw_finish(m);
+        break;
+    default:
+        break;
+    }
+}
+
+static void gw_signal_cb(uv_signal_t *s, int signum)
+{
+    gw_main *m = s->data;
+    gw *g = &m->g;
+    if (m->phase == GW_RUNNING) {
+        plog_info("shutdown_start", "signal=%d connections=%zu unanswered_sends=%zu", signum,
+                  g->conns.count, g->pending.count);
+        gw_server_stop_accepting(g);
+        m->phase = GW_WAIT_SENDS;
+        m->phase_deadline_us = pclock_mono_us() + (uint64_t)g->cfg->drain_timeout_ms * 1000;
+    } else if (m->phase == GW_WAIT_SENDS || m->phase == GW_CLOSING) {
+        /* a second signal: do not wait any longer */
+        m->phase_deadline_us = 0;
+    }
+}
+
+static int gw_start(gw_main *m)
+{
+    gw *g = &m->g;
+    if (!(g->metrics = pmetrics_new()) || gw_metrics_init(&g->m, g->metrics) != 0 ||
+        gw_conns_init(&g->conns) != 0 || gw_ack_init(g) != 0 || gw_events_init(g) != 0) {
+        plog_error("startup_failed", "what=memory");
+        return -1;
+    }
+    /* conn ids never repeat across restarts of a gateway_id (late replies and kicks for a
+     * previous process must not match a new connection) */
+    g->next_conn_id = pclock_wall_ms() << 16;
+    if (pkeys_delivery(g->delivery_key, g->id) < 0) {
+        plog_error("startup_failed", "what=delivery_key");
+        return -1;
+    }
+    if (!(g->pg = ppg_new(g->loop, g->cfg->pg, (int)g->cfg->pg_pool)) ||
+        !(g->redis = predis_new(g->loop, g->cfg->redis_host, (int)g->cfg->redis_port,
+                                gw_presence_on_up, g)) ||
+        !(g->redis_block = predis_new(g->loop, g->cfg->redis_host, (int)g->cfg->redis_port,
+                                      gw_events_on_up, g))) {
+        plog_error("startup_failed", "what=backends");
+        return -1;
+    }
+    if (gw_server_start(g) != 0)
+        return -1;
+    if (g->cfg->admin_port > 0) {
+        g->admin = padmin_start(g->loop, g->cfg->admin_host, (int)g->cfg->admin_port, g->metrics,
+                                gw_ready, g);
+        if (!g->admin)
+            return -1;
+    }
+    if (gw_presence_start(g) != 0 || uv_timer_init(g->loop, &g->tick) != 0)
+        return -1;
+    g->tick_init = 1;
+    g->tick.data = m;
+    uv_timer_start(&g->tick, gw_tick_cb, GW_TICK_MS, GW_TICK_MS);
+    uv_signal_init(g->loop, &m->sigterm);
+    uv_signal_init(g->loop, &m->sigint);
+    m->sigterm.data = m->sigint.data = m;
+    uv_signal_start(&m->sigterm, gw_signal_cb, SIGTERM);
+    uv_signal_start(&m->sigint, gw_signal_cb, SIGINT);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static gw_main m; /* large; zeroed */
+    gw *g = &m.g;
+    int rc = pcfg_parse("parley-gateway", "Parley WebSocket gateway", gw_opts,
+                        sizeof gw_opts / sizeof gw_opts[0], &m.cfg, argc, argv);
+    if (rc != 0) {
+        pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    plog_level level;
+    if (plog_parse_level(m.cfg.log_level, &level) != 0) {
+        fprintf(stderr, "parley-gateway: log_level: expected debug, info, warn or error\n");
+        pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+        return 2;
+    }
+    plog_init("gateway", level);
+    if (m.cfg.gateway_id) {
+        if (!gw_id_valid(m.cfg.gateway_id)) {
+            fprintf(stderr, "parley-gateway: gateway_id: 1..%d of [A-Za-z0-9._-]\n",
+                    PARLEY_GATEWAY_ID_MAX);
+            pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+            return 2;
+        }
+        snprintf(g->id, sizeof g->id, "%s", m.cfg.gateway_id);
+    } else {
+        gw_default_id(g->id);
+    }
+    if (sodium_init() < 0) {
+        plog_error("startup_failed", "what=libsodium");
+        pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+        return 1;
+    }
+
+    uv_loop_init(&m.loop);
+    g->loop = &m.loop;
+    g->cfg = &m.cfg;
+    plog_info("starting", "gateway_id=%s listen=%s:%lld admin_port=%lld ingress_shards=%lld",
+              g->id, m.cfg.listen_host, m.cfg.listen_port, m.cfg.admin_port,
+              m.cfg.ingress_shards);
+
+    int exit_code = 0;
+    if (gw_start(&m) != 0) {
+        /* Exit without running the loop again: lws 4.1 on a foreign libuv loop crashes in its
+         * handle close callbacks after destroying a context whose vhost failed to bind (ours
+         * or the admin one). Everything still allocated is reachable from m. */
+        plog_error("startup_failed", "exit=1");
+        pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+        return 1;
+    } else {
+        uv_run(&m.loop, UV_RUN_DEFAULT);
+        if (m.phase == GW_EXITING) {
+            uv_close((uv_handle_t *)&m.exit_timer, NULL);
+            uv_run(&m.loop, UV_RUN_NOWAIT);
+        }
+        plog_info("stopped", "exit=0");
+    }
+    gw_send_free_all(g);
+    gw_conns_free(&g->conns);
+    if (g->metrics)
+        pmetrics_free(g->metrics);
+    if (uv_loop_close(&m.loop) != 0)
+        plog_warn("loop_not_closed", "msg=\"handles still open at exit\"");
+    pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+    return exit_code;
+}

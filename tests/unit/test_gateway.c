@@ -1,0 +1,406 @@
+/* test_gateway.c: the gateway's pure logic: Send validation, frame decoding and its failure
+ * classes, error frames and request ids of packed frames, outbound queue accounting, presence
+ * values and ack batches. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gw_ack.h"
+#include "gw_frame.h"
+#include "gw_outq.h"
+#include "gw_presence.h"
+#include "gw_send.h"
+
+/* ---- Send validation ---------------------------------------------------------------------- */
+
+typedef struct {
+    Parley__V1__Send send;
+    Parley__V1__OutEnvelope env[PARLEY_MAX_ENVELOPES_PER_SEND + 1];
+    Parley__V1__OutEnvelope *ptr[PARLEY_MAX_ENVELOPES_PER_SEND + 1];
+    uint8_t content[PARLEY_MAX_ENVELOPE_BYTES + 1];
+} send_fixture;
+
+static void fixture_init(send_fixture *f, size_t n)
+{
+    memset(f->content, 'c', sizeof f->content);
+    parley__v1__send__init(&f->send);
+    f->send.client_id = 42;
+    f->send.recipient = "Bob.Smith";
+    for (size_t i = 0; i < PARLEY_MAX_ENVELOPES_PER_SEND + 1; i++) {
+        parley__v1__out_envelope__init(&f->env[i]);
+        f->env[i].device_id = (uint32_t)i + 1;
+        f->env[i].registration_id = 100 + (uint32_t)i;
+        f->env[i].content.data = f->content;
+        f->env[i].content.len = 10;
+        f->ptr[i] = &f->env[i];
+    }
+    f->send.envelopes = f->ptr;
+    f->send.n_envelopes = n;
+}
+
+static Parley__V1__ErrorCode validate(send_fixture *f, char out[PARLEY_NAME_MAX + 1])
+{
+    const char *why = NULL;
+    Parley__V1__ErrorCode c = gw_send_validate(&f->send, out, &why);
+    if (c != PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED)
+        assert_non_null(why);
+    return c;
+}
+
+static void test_send_valid(void **state)
+{
+    (void)state;
+    static send_fixture f;
+    char rcpt[PARLEY_NAME_MAX + 1];
+    fixture_init(&f, 1);
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED);
+    assert_string_equal(rcpt, "bob.smith");
+    fixture_init(&f, PARLEY_MAX_ENVELOPES_PER_SEND);
+    f.env[0].content.len = PARLEY_MAX_ENVELOPE_BYTES;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED);
+}
+
+static void test_send_invalid(void **state)
+{
+    (void)state;
+    static send_fixture f;
+    char rcpt[PARLEY_NAME_MAX + 1];
+
+    assert_int_equal(gw_send_validate(NULL, rcpt, NULL), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, 1);
+    f.send.client_id = 0;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, 1);
+    f.send.recipient = "x";
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+    f.send.recipient = "";
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+    f.send.recipient = "bad name";
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+    f.send.recipient = NULL;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, 0);
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, PARLEY_MAX_ENVELOPES_PER_SEND + 1);
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__TOO_MANY_ENVELOPES);
+
+    fixture_init(&f, 2);
+    f.env[1].content.len = PARLEY_MAX_ENVELOPE_BYTES + 1;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__ENVELOPE_TOO_LARGE);
+
+    fixture_init(&f, 2);
+    f.env[1].content.len = 0;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, 3);
+    f.env[2].device_id = f.env[0].device_id;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, 2);
+    f.env[1].device_id = 0;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, 2);
+    f.env[1].registration_id = 0;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+    f.env[1].registration_id = PARLEY_REGISTRATION_ID_MAX + 1;
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+
+    fixture_init(&f, 2);
+    f.ptr[1] = NULL; /* what a broken unpack could never produce, but cheap to refuse */
+    assert_int_equal(validate(&f, rcpt), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+}
+
+/* ---- frame decoding ----------------------------------------------------------------------- */
+
+static size_t pack_client(const Parley__V1__ClientFrame *cf, uint8_t *buf)
+{
+    return parley__v1__client_frame__pack(cf, buf);
+}
+
+static void test_decode_ok(void **state)
+{
+    (void)state;
+    Parley__V1__Ping ping = PARLEY__V1__PING__INIT;
+    ping.data.data = (uint8_t *)"hi";
+    ping.data.len = 2;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 7;
+    cf.body_case = PARLEY__V1__CLIENT_FRAME__BODY_PING;
+    cf.ping = &ping;
+    uint8_t buf[64];
+    size_t n = pack_client(&cf, buf);
+    Parley__V1__ClientFrame *f = NULL;
+    assert_int_equal(gw_frame_decode(buf, n, &f), GW_FRAME_OK);
+    assert_non_null(f);
+    assert_int_equal(f->request_id, 7);
+    assert_int_equal(f->body_case, PARLEY__V1__CLIENT_FRAME__BODY_PING);
+    assert_int_equal(f->ping->data.len, 2);
+    gw_frame_free(f);
+}
+
+static void test_decode_bad(void **state)
+{
+    (void)state;
+    Parley__V1__ClientFrame *f = (Parley__V1__ClientFrame *)1;
+    /* empty: decodes, but no body */
+    assert_int_equal(gw_frame_decode((const uint8_t *)"", 0, &f), GW_FRAME_NO_BODY);
+    assert_null(f);
+    /* only request_id */
+    const uint8_t rid_only[] = {0x08, 0x05};
+    assert_int_equal(gw_frame_decode(rid_only, sizeof rid_only, &f), GW_FRAME_NO_BODY);
+    /* an unknown field (100, empty bytes) */
+    const uint8_t unknown[] = {0x08, 0x01, 0xa2, 0x06, 0x00};
+    assert_int_equal(gw_frame_decode(unknown, sizeof unknown, &f), GW_FRAME_NO_BODY);
+    /* garbage */
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(gw_frame_decode(junk, sizeof junk, &f), GW_FRAME_UNDECODABLE);
+    assert_null(f);
+    /* a length running past the end */
+    const uint8_t trunc[] = {0x7a, 0x10, 0x0a, 0x02};
+    assert_int_equal(gw_frame_decode(trunc, sizeof trunc, &f), GW_FRAME_UNDECODABLE);
+    /* a body of the wrong wire type (field 15 as varint) */
+    const uint8_t wrongtype[] = {0x78, 0x01};
+    assert_int_equal(gw_frame_decode(wrongtype, sizeof wrongtype, &f), GW_FRAME_UNDECODABLE);
+    /* a valid frame cut short */
+    Parley__V1__Ping ping = PARLEY__V1__PING__INIT;
+    uint8_t data[40] = {0};
+    ping.data.data = data;
+    ping.data.len = sizeof data;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.body_case = PARLEY__V1__CLIENT_FRAME__BODY_PING;
+    cf.ping = &ping;
+    uint8_t buf[64];
+    size_t n = pack_client(&cf, buf);
+    assert_int_equal(gw_frame_decode(buf, n - 5, &f), GW_FRAME_UNDECODABLE);
+}
+
+static void test_decode_many_ids(void **state)
+{
+    (void)state;
+    /* a huge repeated field within the frame cap decodes (the cap bounds the allocation) */
+    size_t nids = 20000;
+    uint64_t *ids = malloc(nids * sizeof *ids);
+    for (size_t i = 0; i < nids; i++)
+        ids[i] = i + 1;
+    Parley__V1__Ack ack = PARLEY__V1__ACK__INIT;
+    ack.envelope_ids = ids;
+    ack.n_envelope_ids = nids;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.body_case = PARLEY__V1__CLIENT_FRAME__BODY_ACK;
+    cf.ack = &ack;
+    size_t n = parley__v1__client_frame__get_packed_size(&cf);
+    assert_true(n <= PARLEY_MAX_FRAME_BYTES);
+    uint8_t *buf = malloc(n);
+    pack_client(&cf, buf);
+    Parley__V1__ClientFrame *f = NULL;
+    assert_int_equal(gw_frame_decode(buf, n, &f), GW_FRAME_OK);
+    assert_int_equal(f->ack->n_envelope_ids, nids);
+    gw_frame_free(f);
+    free(buf);
+    free(ids);
+}
+
+/* ---- encoding ----------------------------------------------------------------------------- */
+
+static void test_error_frame(void **state)
+{
+    (void)state;
+    gw_out *o = gw_frame_error(99, PARLEY__V1__ERROR_CODE__RATE_LIMITED, "slow down", 1500);
+    assert_non_null(o);
+    Parley__V1__ServerFrame *sf =
+        parley__v1__server_frame__unpack(NULL, o->len, gw_out_payload(o));
+    assert_non_null(sf);
+    assert_int_equal(sf->request_id, 99);
+    assert_int_equal(sf->body_case, PARLEY__V1__SERVER_FRAME__BODY_ERROR);
+    assert_int_equal(sf->error->code, PARLEY__V1__ERROR_CODE__RATE_LIMITED);
+    assert_string_equal(sf->error->message, "slow down");
+    assert_int_equal(sf->error->retry_after_ms, 1500);
+    parley__v1__server_frame__free_unpacked(sf, NULL);
+
+    uint64_t rid = 1;
+    assert_int_equal(gw_frame_request_id(gw_out_payload(o), o->len, &rid), 0);
+    assert_int_equal(rid, 99);
+    gw_out_free(o);
+
+    o = gw_frame_error(0, PARLEY__V1__ERROR_CODE__BAD_FRAME, NULL, 0);
+    assert_non_null(o);
+    assert_int_equal(gw_frame_request_id(gw_out_payload(o), o->len, &rid), 0);
+    assert_int_equal(rid, 0);
+    gw_out_free(o);
+
+    assert_string_equal(gw_frame_error_name(PARLEY__V1__ERROR_CODE__FRAME_TOO_LARGE),
+                        "FRAME_TOO_LARGE");
+    assert_string_equal(gw_frame_error_name((Parley__V1__ErrorCode)999), "UNKNOWN");
+}
+
+static void test_request_id_scan(void **state)
+{
+    (void)state;
+    /* a SendResult with a large request id, as fanout packs it */
+    Parley__V1__Stored st = PARLEY__V1__STORED__INIT, *stp = &st;
+    st.device_id = 3;
+    st.envelope_id = 123456789;
+    Parley__V1__SendResult sr = PARLEY__V1__SEND_RESULT__INIT;
+    sr.stored = &stp;
+    sr.n_stored = 1;
+    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
+    sf.request_id = UINT64_MAX - 5;
+    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT;
+    sf.send_result = &sr;
+    uint8_t buf[128];
+    size_t n = parley__v1__server_frame__pack(&sf, buf);
+    uint64_t rid = 0;
+    assert_int_equal(gw_frame_request_id(buf, n, &rid), 0);
+    assert_true(rid == UINT64_MAX - 5);
+    assert_int_equal(gw_frame_request_id(buf, n - 1, &rid), -1); /* cut inside a field */
+    const uint8_t bad_wire[] = {0x0b};                             /* wire type 3 */
+    assert_int_equal(gw_frame_request_id(bad_wire, sizeof bad_wire, &rid), -1);
+    const uint8_t fixed[] = {0x11, 1, 2, 3, 4, 5, 6, 7, 8, 0x08, 0x2a}; /* fixed64 then rid 42 */
+    assert_int_equal(gw_frame_request_id(fixed, sizeof fixed, &rid), 0);
+    assert_int_equal(rid, 42);
+    assert_int_equal(gw_frame_request_id(buf, 0, &rid), 0);
+    assert_int_equal(rid, 0);
+}
+
+/* ---- outbound accounting ------------------------------------------------------------------ */
+
+static gw_out *out_of(size_t len, unsigned char fill)
+{
+    gw_out *o = gw_out_new(len);
+    assert_non_null(o);
+    memset(gw_out_payload(o), fill, len);
+    return o;
+}
+
+static void test_outq(void **state)
+{
+    (void)state;
+    gw_outq q;
+    gw_outq_init(&q);
+    assert_null(gw_outq_peek(&q));
+    assert_null(gw_outq_pop(&q));
+    assert_int_equal(gw_outq_push(&q, out_of(400, 'a'), 1000), 0);
+    assert_int_equal(gw_outq_push(&q, out_of(600, 'b'), 1000), 0); /* exactly at the limit */
+    assert_int_equal(q.bytes, 1000);
+    assert_int_equal(q.count, 2);
+    gw_out *over = out_of(1, 'c');
+    assert_int_equal(gw_outq_push(&q, over, 1000), -1); /* refused: still ours */
+    assert_int_equal(q.bytes, 1000);
+    gw_out_free(over);
+    gw_out *big = out_of(2000, 'd');
+    gw_outq q2;
+    gw_outq_init(&q2);
+    assert_int_equal(gw_outq_push(&q2, big, 1000), -1); /* larger than the limit by itself */
+    gw_out_free(big);
+
+    gw_out *o = gw_outq_pop(&q);
+    assert_int_equal(o->len, 400);
+    assert_int_equal(gw_out_payload(o)[0], 'a');
+    assert_int_equal(q.bytes, 600);
+    gw_out_free(o);
+    assert_int_equal(gw_outq_push(&q, out_of(400, 'e'), 1000), 0);
+    assert_int_equal(gw_outq_peek(&q)->len, 600);
+    gw_outq_clear(&q);
+    assert_int_equal(q.bytes, 0);
+    assert_int_equal(q.count, 0);
+    assert_null(gw_outq_pop(&q));
+    /* the queue works again after a clear */
+    assert_int_equal(gw_outq_push(&q, out_of(10, 'f'), 1000), 0);
+    gw_outq_clear(&q);
+}
+
+/* ---- presence values ---------------------------------------------------------------------- */
+
+static void test_presence_parse(void **state)
+{
+    (void)state;
+    char gw[16];
+    uint64_t conn = 0;
+    const char *v = "gw-a.1/12345";
+    assert_int_equal(gw_presence_parse(v, strlen(v), gw, sizeof gw, &conn), 0);
+    assert_string_equal(gw, "gw-a.1");
+    assert_int_equal(conn, 12345);
+    v = "host/with/slash/7";
+    char gw2[32];
+    assert_int_equal(gw_presence_parse(v, strlen(v), gw2, sizeof gw2, &conn), 0);
+    assert_string_equal(gw2, "host/with/slash");
+    assert_int_equal(conn, 7);
+    const char *bad[] = {"", "noslash", "/5", "gw/", "gw/12a", "gw/99999999999999999999",
+                         "a-very-long-gateway-name/1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(gw_presence_parse(bad[i], strlen(bad[i]), gw, sizeof gw, &conn), -1);
+}
+
+/* ---- ack batches -------------------------------------------------------------------------- */
+
+static void test_ack_batch(void **state)
+{
+    (void)state;
+    gw_ack_batch b;
+    gw_ack_batch_init(&b);
+    const uint64_t ids1[] = {5, 0, 7, UINT64_MAX, (uint64_t)INT64_MAX};
+    assert_int_equal(gw_ack_batch_add(&b, 11, 1, 100, 2, ids1, 5), 0);
+    const uint64_t ids2[] = {9};
+    assert_int_equal(gw_ack_batch_add(&b, 12, 0, 101, 1, ids2, 1), 0);
+    assert_int_equal(gw_ack_batch_add(&b, 13, 4, 102, 1, NULL, 0), 0); /* AckOk{0} only */
+    assert_int_equal(b.nreqs, 3);
+    assert_int_equal(b.n, 4); /* 0 and UINT64_MAX dropped */
+    char *a, *d, *i, *r;
+    assert_int_equal(gw_ack_batch_arrays(&b, &a, &d, &i, &r), 0);
+    assert_string_equal(a, "{100,100,100,101}");
+    assert_string_equal(d, "{2,2,2,1}");
+    assert_string_equal(i, "{5,7,9223372036854775807,9}");
+    assert_string_equal(r, "{0,0,0,1}");
+    free(a);
+    free(d);
+    free(i);
+    free(r);
+    gw_ack_batch_free(&b);
+
+    /* growth over many adds */
+    gw_ack_batch_init(&b);
+    uint64_t many[PARLEY_MAX_ACK_IDS];
+    for (size_t k = 0; k < PARLEY_MAX_ACK_IDS; k++)
+        many[k] = k + 1;
+    for (int k = 0; k < 40; k++)
+        assert_int_equal(gw_ack_batch_add(&b, (uint64_t)k, 0, 1, 1, many, PARLEY_MAX_ACK_IDS),
+                         0);
+    assert_int_equal(b.n, 40 * PARLEY_MAX_ACK_IDS);
+    assert_int_equal(b.req[b.n - 1], 39);
+    assert_int_equal(gw_ack_batch_arrays(&b, &a, &d, &i, &r), 0);
+    free(a);
+    free(d);
+    free(i);
+    free(r);
+    gw_ack_batch_free(&b);
+
+    gw_ack_batch_init(&b);
+    assert_int_equal(gw_ack_batch_arrays(&b, &a, &d, &i, &r), 0);
+    assert_string_equal(a, "{}");
+    free(a);
+    free(d);
+    free(i);
+    free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_valid),      cmocka_unit_test(test_send_invalid),
+        cmocka_unit_test(test_decode_ok),       cmocka_unit_test(test_decode_bad),
+        cmocka_unit_test(test_decode_many_ids), cmocka_unit_test(test_error_frame),
+        cmocka_unit_test(test_request_id_scan), cmocka_unit_test(test_outq),
+        cmocka_unit_test(test_presence_parse),  cmocka_unit_test(test_ack_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
