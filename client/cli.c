@@ -1,0 +1,888 @@
+/* cli.c: the `parley` command line client. Each command sets up the library objects, runs the
+ * loop until the command is done, and exits 0 (success), 1 (failure: one `parley: ...` line on
+ * stderr), 2 (usage error) or 3 (recv --count: fewer messages than asked before the timeout). */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "parley_client.h"
+
+#define DEFAULT_TIMEOUT_S 30.0
+/* After the work is done: how long acks and the closing handshake may take before we leave. */
+#define SETTLE_MS 3000
+/* recv --timeout expired before the first authentication finished: how long to wait for it. */
+#define AUTH_GRACE_MS 5000
+
+static const char usage_text[] =
+    "usage: parley [--home DIR] [--server URL] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  register NAME              create account NAME (device 1) on --server; keys go to the home\n"
+    "  send NAME TEXT             send TEXT to every device of NAME (to your own other devices\n"
+    "                             if NAME is you); prints NAME<TAB>DEVICE<TAB>ENVELOPE_ID\n"
+    "      [--client-id N]        reuse a client id (a resend is then idempotent)\n"
+    "      [--timeout S]          keep resending until accepted or S seconds passed (30)\n"
+    "  recv                       print messages as FROM<TAB>DEVICE<TAB>TEXT and ack them\n"
+    "      [--count N]            exit 0 after N messages (3 if fewer came before the timeout)\n"
+    "      [--timeout S]          stop after S seconds (30; 0 waits forever)\n"
+    "      [--json]               one JSON object a line: from, device, id, timestamp, text\n"
+    "  devices NAME               device ids of account NAME, one a line\n"
+    "\n"
+    "options:\n"
+    "  --home DIR                 this device's folder (default ~/.parley)\n"
+    "  --server URL               ws://HOST:PORT[/PATH] or wss://...; default: the one used at\n"
+    "                             register (path defaults to /v1/ws)\n"
+    "  --verbose                  libwebsockets diagnostics on stderr\n"
+    "\n"
+    "In TEXT output, backslash, tab, newline, carriage return and other control characters\n"
+    "are written as \\\\, \\t, \\n, \\r and \\xHH. Exit: 0 ok, 1 failure, 2 usage, 3 recv timeout\n"
+    "before --count messages.\n";
+
+typedef struct {
+    /* options */
+    const char *home_dir;
+    const char *server;
+    const char *cmd;
+    const char *args[2];
+    int nargs;
+    double timeout_s;
+    int have_timeout;
+    long count;
+    int json;
+    uint64_t client_id;
+    int verbose;
+
+    /* run state */
+    uv_loop_t loop;
+    pc_ctx *ctx;
+    pc_home home;
+    int home_open;
+    const char *url;
+    int rc;
+    int finishing;
+    uv_timer_t deadline;
+    uv_timer_t settle;
+
+    pc_session *sess;
+    int ever_up;
+
+    /* register */
+    pc_conn *conn;
+    pc_keys keys;
+
+    /* send */
+    pc_sendop *op;
+
+    /* recv */
+    pc_recv *recv;
+    pc_seen seen;
+    int seen_init;
+    long got;
+    int timed_out;
+    int winding_down;
+    uint64_t wind_start;
+    int persist_warned;
+} app;
+
+/* ---- output and errors ------------------------------------------------------------------ */
+
+static void stop_loop(app *a)
+{
+    uv_stop(&a->loop);
+}
+
+static void settle_expired(uv_timer_t *t)
+{
+    stop_loop(t->data);
+}
+
+/* Ends the command with exit code rc: closes the connection politely, then stops the loop. */
+static void finish(app *a, int rc)
+{
+    if (a->finishing)
+        return;
+    a->finishing = 1;
+    a->rc = rc;
+    uv_timer_stop(&a->deadline);
+    uv_timer_stop(&a->settle);
+    if (a->sess && pc_session_active(a->sess)) {
+        pc_session_close(a->sess); /* its on_down stops the loop */
+        uv_timer_start(&a->settle, settle_expired, SETTLE_MS, 0);
+    } else if (a->conn) {
+        pc_conn_close(a->conn, 1000, "bye"); /* its on_close stops the loop */
+        uv_timer_start(&a->settle, settle_expired, SETTLE_MS, 0);
+    } else {
+        stop_loop(a);
+    }
+}
+
+static void fail(app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(app *a, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (a->finishing)
+        return;
+    fflush(stdout);
+    fputs("parley: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    finish(a, 1);
+}
+
+/* The one line for a failed connection or an error the server answered. */
+static void fail_status(app *a, const pc_status *st)
+{
+    if (st->kind == PC_ERR_NET)
+        fail(a, "cannot reach server %s: %s", a->url, st->msg);
+    else
+        fail(a, "%s", st->msg);
+}
+
+static void print_text_escaped(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '\\': fputs("\\\\", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                printf("\\x%02x", c);
+            else
+                putchar(c);
+        }
+    }
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    size_t len;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A JSON string; bytes that are not UTF-8 become U+FFFD so the line stays valid JSON. */
+static void print_json_string(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    putchar('"');
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t l;
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+            i++;
+        } else if (c == '\n') {
+            fputs("\\n", stdout);
+            i++;
+        } else if (c == '\t') {
+            fputs("\\t", stdout);
+            i++;
+        } else if (c == '\r') {
+            fputs("\\r", stdout);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            printf("\\u%04x", c);
+            i++;
+        } else if ((l = utf8_seq(p + i, n - i)) > 0) {
+            fwrite(p + i, 1, l, stdout);
+            i += l;
+        } else {
+            fputs("\\ufffd", stdout);
+            i++;
+        }
+    }
+    putchar('"');
+}
+
+/* ---- shared session plumbing ------------------------------------------------------------ */
+
+static void deadline_expired(uv_timer_t *t);
+
+static void start_deadline(app *a, double seconds)
+{
+    if (seconds > 0)
+        uv_timer_start(&a->deadline, deadline_expired, (uint64_t)llround(seconds * 1000), 0);
+}
+
+static void session_down_common(app *a, const pc_status *st, int retrying)
+{
+    if (a->finishing) {
+        if (!retrying)
+            stop_loop(a);
+        return;
+    }
+    if (retrying)
+        return;
+    if (st->kind == PC_ERR_SERVER && st->server_code == PARLEY__V1__ERROR_CODE__AUTH_FAILED)
+        fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
+             (unsigned)a->home.id.device_id, st->msg);
+    else if (st->close_code == 1008 && !a->ever_up)
+        fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
+             (unsigned)a->home.id.device_id, st->msg);
+    else if (st->close_code == 4001)
+        fail(a, "replaced by a newer connection of %s device %u", a->home.id.username,
+             (unsigned)a->home.id.device_id);
+    else
+        fail_status(a, st);
+}
+
+static int open_session(app *a, const pc_session_events *ev)
+{
+    pc_status st;
+
+    a->sess = pc_session_new(a->ctx, a->url, &a->home.id, ev, a, &st);
+    if (!a->sess) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    pc_session_start(a->sess);
+    return 0;
+}
+
+/* ---- register --------------------------------------------------------------------------- */
+
+static void reg_on_close(pc_conn *c, const pc_status *st, void *ud)
+{
+    app *a = ud;
+
+    (void)c;
+    if (a->finishing) {
+        stop_loop(a);
+        return;
+    }
+    fail_status(a, st);
+}
+
+static void reg_done(pc_conn *c, const pc_status *st, const char *username, uint32_t device_id,
+                     void *ud)
+{
+    app *a = ud;
+    pc_status e;
+
+    (void)c;
+    if (st->kind != PC_OK) {
+        if (st->kind == PC_ERR_SERVER) {
+            switch (st->server_code) {
+            case PARLEY__V1__ERROR_CODE__NAME_TAKEN:
+                fail(a, "name %s is taken", a->args[0]);
+                return;
+            case PARLEY__V1__ERROR_CODE__INVALID_NAME:
+                fail(a, "invalid name %s (use 3 to 32 of a-z 0-9 _ .)", a->args[0]);
+                return;
+            case PARLEY__V1__ERROR_CODE__RATE_LIMITED:
+                fail(a, "rate limited by the server: try again in %u s",
+                     (unsigned)((st->retry_after_ms + 999) / 1000));
+                return;
+            default:
+                fail(a, "registration refused: %s", st->msg);
+                return;
+            }
+        }
+        fail_status(a, st);
+        return;
+    }
+    snprintf(a->home.id.username, sizeof a->home.id.username, "%s", username);
+    a->home.id.device_id = device_id;
+    a->home.id.keys = a->keys;
+    free(a->home.server);
+    a->home.server = strdup(a->url);
+    if (!a->home.server) {
+        fail(a, "out of memory");
+        return;
+    }
+    if (pc_home_save(&a->home, &e) < 0) {
+        fail(a, "registered %s, but cannot save its keys: %s", username, e.msg);
+        return;
+    }
+    printf("registered %s device %u\n", username, (unsigned)device_id);
+    fflush(stdout);
+    finish(a, 0);
+}
+
+static int cmd_register(app *a)
+{
+    pc_conn_events ev = { NULL, NULL, reg_on_close };
+    char norm[PARLEY_NAME_MAX + 1];
+    pc_status st;
+
+    if (pc_home_exists(&a->home)) {
+        if (pc_home_load(&a->home, &st) == 0)
+            fail(a, "%s already holds account %s device %u", a->home.dir, a->home.id.username,
+                 (unsigned)a->home.id.device_id);
+        else
+            fail(a, "%s already holds an identity file", a->home.dir);
+        return -1;
+    }
+    if (pauth_name_normalize(a->args[0], norm) < 0) {
+        fail(a, "invalid name %s (use 3 to 32 of a-z 0-9 _ .)", a->args[0]);
+        return -1;
+    }
+    if (pc_keys_generate(&a->keys, &st) < 0) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    a->conn = pc_conn_open(a->ctx, a->url, &ev, a, &st);
+    if (!a->conn) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    if (pc_register_start(a->conn, &a->keys, norm, reg_done, a, &st) < 0) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    start_deadline(a, a->timeout_s);
+    return 0;
+}
+
+/* ---- send ------------------------------------------------------------------------------- */
+
+static void send_done(pc_sendop *op, const pc_status *st, const pc_send_result *res, void *ud)
+{
+    app *a = ud;
+
+    (void)op;
+    if (st->kind != PC_OK) {
+        fail_status(a, st);
+        return;
+    }
+    for (size_t i = 0; i < res->count; i++)
+        printf("%s\t%u\t%" PRIu64 "\n", res->recipient, (unsigned)res->device_ids[i],
+               res->envelope_ids[i]);
+    fflush(stdout);
+    finish(a, 0);
+}
+
+static void send_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
+{
+    app *a = ud;
+
+    (void)ok;
+    a->ever_up = 1;
+    pc_session_set_retry(s, 1); /* from now on a drop is retried until the deadline */
+    if (a->op)
+        pc_sendop_session_up(a->op);
+}
+
+static void send_down(pc_session *s, const pc_status *st, int retrying, void *ud)
+{
+    app *a = ud;
+
+    (void)s;
+    if (a->op && retrying)
+        pc_sendop_session_down(a->op, st);
+    session_down_common(a, st, retrying);
+}
+
+static int cmd_send(app *a)
+{
+    pc_session_events ev = { send_up, NULL, send_down, NULL };
+    pc_status st;
+    const char *text = a->args[1];
+
+    if (open_session(a, &ev) < 0)
+        return -1;
+    a->op = pc_sendop_start(a->sess, a->args[0], text, strlen(text), a->client_id,
+                            (uint64_t)llround(a->timeout_s * 1000), send_done, a, &st);
+    if (!a->op) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- recv ------------------------------------------------------------------------------- */
+
+static void settle_check(uv_timer_t *t)
+{
+    app *a = t->data;
+
+    if (pc_recv_idle(a->recv) || uv_now(&a->loop) - a->wind_start >= SETTLE_MS ||
+        !pc_session_conn(a->sess)) {
+        uv_timer_stop(t);
+        finish(a, a->rc);
+    }
+}
+
+/* Stop handing out messages, let the acks of the printed ones settle, then finish with rc. */
+static void wind_down(app *a, int rc)
+{
+    if (a->winding_down || a->finishing)
+        return;
+    a->winding_down = 1;
+    a->rc = rc;
+    uv_timer_stop(&a->deadline);
+    pc_recv_pause(a->recv);
+    a->wind_start = uv_now(&a->loop);
+    uv_timer_start(&a->settle, settle_check, 0, 10);
+}
+
+static void recv_message(pc_recv *r, const pc_message *m, void *ud)
+{
+    app *a = ud;
+
+    (void)r;
+    if (a->json) {
+        printf("{\"from\":");
+        print_json_string(m->sender, strlen(m->sender));
+        printf(",\"device\":%u,\"id\":%" PRIu64 ",\"timestamp\":%" PRIu64 ",\"text\":",
+               (unsigned)m->sender_device, m->id, m->timestamp_ms);
+        print_json_string(m->text, m->text_len);
+        printf("}\n");
+    } else {
+        printf("%s\t%u\t", m->sender, (unsigned)m->sender_device);
+        print_text_escaped(m->text, m->text_len);
+        putchar('\n');
+    }
+    /* printed before acked: the ack is what makes the server forget it */
+    fflush(stdout);
+    a->got++;
+    if (a->count && a->got >= a->count)
+        wind_down(a, 0);
+}
+
+static void recv_bad(pc_recv *r, const Parley__V1__Envelope *e, const pc_status *why, void *ud)
+{
+    (void)r;
+    (void)ud;
+    fprintf(stderr, "parley: cannot decrypt message %" PRIu64 " from %s device %u: %s\n", e->id,
+            e->sender, (unsigned)e->sender_device, why->msg);
+}
+
+static void recv_persist(pc_recv *r, void *ud)
+{
+    app *a = ud;
+    pc_status st;
+
+    (void)r;
+    if (pc_home_save_seen(&a->home, &a->seen, &st) < 0 && !a->persist_warned) {
+        a->persist_warned = 1;
+        fprintf(stderr, "parley: warning: %s (duplicates may show after a crash)\n", st.msg);
+    }
+}
+
+static void recv_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
+{
+    app *a = ud;
+
+    (void)ok;
+    a->ever_up = 1;
+    pc_session_set_retry(s, 1);
+    if (a->timed_out) {
+        /* the timeout passed while the first authentication was still under way */
+        wind_down(a, a->count ? 3 : 0);
+        return;
+    }
+    pc_recv_session_up(a->recv);
+}
+
+static void recv_push(pc_session *s, const Parley__V1__ServerFrame *f, void *ud)
+{
+    app *a = ud;
+
+    (void)s;
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ENVELOPE && f->envelope &&
+        !a->winding_down)
+        pc_recv_envelope(a->recv, f->envelope);
+}
+
+static void recv_down(pc_session *s, const pc_status *st, int retrying, void *ud)
+{
+    app *a = ud;
+
+    (void)s;
+    if (a->recv)
+        pc_recv_session_down(a->recv);
+    if (a->winding_down && !a->finishing) {
+        /* the acks in flight are lost with the connection: redelivery and the seen set cover
+         * them */
+        uv_timer_stop(&a->settle);
+        finish(a, a->rc);
+        if (!retrying)
+            stop_loop(a);
+        return;
+    }
+    session_down_common(a, st, retrying);
+}
+
+static void recv_acked(pc_recv *r, void *ud)
+{
+    (void)r;
+    (void)ud; /* settle_check polls pc_recv_idle */
+}
+
+static int cmd_recv(app *a)
+{
+    pc_session_events ev = { recv_up, recv_push, recv_down, NULL };
+    pc_recv_events rev = { recv_message, recv_bad, recv_persist, recv_acked };
+    pc_status st;
+
+    if (pc_seen_init(&a->seen, PC_HOME_SEEN_IDS) < 0) {
+        fail(a, "out of memory");
+        return -1;
+    }
+    a->seen_init = 1;
+    if (pc_home_load_seen(&a->home, &a->seen, &st) < 0) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    if (open_session(a, &ev) < 0)
+        return -1;
+    a->recv = pc_recv_new(a->sess, &a->seen, &rev, a, &st);
+    if (!a->recv) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    start_deadline(a, a->timeout_s);
+    return 0;
+}
+
+/* ---- devices ---------------------------------------------------------------------------- */
+
+static void devices_answer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
+                           void *ud)
+{
+    app *a = ud;
+    pc_status e;
+
+    (void)c;
+    if (!f) {
+        fail_status(a, st);
+        return;
+    }
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
+        if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
+            fail(a, "unknown account %s", a->args[0]);
+            return;
+        }
+        pc_status_from_error(&e, f->error);
+        fail(a, "%s", e.msg);
+        return;
+    }
+    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices) {
+        fail(a, "unexpected answer to GetDevices");
+        return;
+    }
+    for (size_t i = 0; i < f->devices->n_devices; i++)
+        printf("%u\n", (unsigned)f->devices->devices[i]->device_id);
+    fflush(stdout);
+    finish(a, 0);
+}
+
+static void devices_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
+{
+    app *a = ud;
+    char norm[PARLEY_NAME_MAX + 1];
+    pc_status st;
+
+    (void)ok;
+    a->ever_up = 1;
+    if (pauth_name_normalize(a->args[0], norm) < 0) {
+        fail(a, "invalid account name %s", a->args[0]);
+        return;
+    }
+    if (pc_get_devices(pc_session_conn(s), norm, devices_answer, a, &st) < 0)
+        fail_status(a, &st);
+}
+
+static void devices_down(pc_session *s, const pc_status *st, int retrying, void *ud)
+{
+    (void)s;
+    session_down_common(ud, st, retrying);
+}
+
+static int cmd_devices(app *a)
+{
+    pc_session_events ev = { devices_up, NULL, devices_down, NULL };
+    char norm[PARLEY_NAME_MAX + 1];
+
+    if (pauth_name_normalize(a->args[0], norm) < 0) {
+        fail(a, "invalid account name %s", a->args[0]);
+        return -1;
+    }
+    if (open_session(a, &ev) < 0)
+        return -1;
+    start_deadline(a, a->timeout_s);
+    return 0;
+}
+
+static void auth_grace_expired(uv_timer_t *t)
+{
+    app *a = t->data;
+
+    fail(a, "cannot reach server %s: no answer to authentication", a->url);
+}
+
+static void deadline_expired(uv_timer_t *t)
+{
+    app *a = t->data;
+
+    if (!strcmp(a->cmd, "recv")) {
+        if (!a->ever_up && a->sess && pc_session_active(a->sess)) {
+            a->timed_out = 1;
+            uv_timer_start(&a->deadline, auth_grace_expired, AUTH_GRACE_MS, 0);
+            return;
+        }
+        if (!a->ever_up) {
+            fail(a, "cannot reach server %s: timed out", a->url);
+            return;
+        }
+        wind_down(a, a->count ? 3 : 0);
+        return;
+    }
+    fail(a, "no answer from server %s within %g s", a->url, a->timeout_s);
+}
+
+/* ---- arguments -------------------------------------------------------------------------- */
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("parley: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see parley --help)\n", stderr);
+    return 2;
+}
+
+/* Returns 0, 1 when --help was printed, or 2 on a usage error (already printed). */
+static int parse_args(app *a, int argc, char **argv)
+{
+    const char *pos[4];
+    int npos = 0, only_pos = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *val = NULL, *eq;
+        char name[32];
+
+        if (only_pos || arg[0] != '-' || arg[1] == '\0') {
+            if (npos == 4)
+                return usage_error("too many arguments");
+            pos[npos++] = arg;
+            continue;
+        }
+        if (!strcmp(arg, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        eq = strchr(arg, '=');
+        snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
+        if (!strcmp(name, "--json")) {
+            a->json = 1;
+            continue;
+        }
+        if (!strcmp(name, "--verbose")) {
+            a->verbose = 1;
+            continue;
+        }
+        if (strcmp(name, "--home") && strcmp(name, "--server") && strcmp(name, "--timeout") &&
+            strcmp(name, "--count") && strcmp(name, "--client-id"))
+            return usage_error("unknown option %s", arg);
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else
+            return usage_error("%s needs a value", name);
+        if (!strcmp(name, "--home")) {
+            a->home_dir = val;
+        } else if (!strcmp(name, "--server")) {
+            a->server = val;
+        } else if (!strcmp(name, "--timeout")) {
+            char *end;
+            errno = 0;
+            a->timeout_s = strtod(val, &end);
+            if (errno || end == val || *end || !(a->timeout_s >= 0) || a->timeout_s > 86400.0 * 365)
+                return usage_error("--timeout wants seconds, got %s", val);
+            a->have_timeout = 1;
+        } else if (!strcmp(name, "--count")) {
+            char *end;
+            errno = 0;
+            a->count = strtol(val, &end, 10);
+            if (errno || end == val || *end || a->count < 1)
+                return usage_error("--count wants a positive number, got %s", val);
+        } else {
+            char *end;
+            errno = 0;
+            a->client_id = strtoull(val, &end, 10);
+            if (errno || end == val || *end || val[0] == '-' || a->client_id == 0)
+                return usage_error("--client-id wants a number from 1 to 2^64-1, got %s", val);
+        }
+    }
+    if (npos == 0)
+        return usage_error("no command");
+    a->cmd = pos[0];
+    a->nargs = npos - 1;
+    for (int i = 1; i < npos && i <= 2; i++)
+        a->args[i - 1] = pos[i];
+    if (!strcmp(a->cmd, "register") || !strcmp(a->cmd, "devices")) {
+        if (a->nargs != 1)
+            return usage_error("%s wants one NAME", a->cmd);
+    } else if (!strcmp(a->cmd, "send")) {
+        if (a->nargs != 2)
+            return usage_error("send wants NAME and TEXT");
+    } else if (!strcmp(a->cmd, "recv")) {
+        if (a->nargs != 0)
+            return usage_error("recv takes no arguments");
+    } else {
+        return usage_error("unknown command %s", a->cmd);
+    }
+    if (a->json && strcmp(a->cmd, "recv"))
+        return usage_error("--json is for recv");
+    if (a->count && strcmp(a->cmd, "recv"))
+        return usage_error("--count is for recv");
+    if (a->client_id && strcmp(a->cmd, "send"))
+        return usage_error("--client-id is for send");
+    if (!strcmp(a->cmd, "register") && !a->server)
+        return usage_error("register needs --server URL");
+    if (!a->have_timeout)
+        a->timeout_s = DEFAULT_TIMEOUT_S;
+    return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+static int setup(app *a)
+{
+    pc_status st;
+    char *def = NULL;
+    int is_register = !strcmp(a->cmd, "register");
+    int rc;
+
+    if (!a->home_dir) {
+        def = pc_home_default_dir();
+        if (!def) {
+            fail(a, "HOME is not set: use --home DIR");
+            return -1;
+        }
+    }
+    rc = pc_home_open(&a->home, a->home_dir ? a->home_dir : def, is_register, &st);
+    free(def);
+    a->home_open = 1;
+    if (rc < 0) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    if (!is_register) {
+        if (pc_home_load(&a->home, &st) < 0) {
+            fail(a, "%s", st.msg);
+            return -1;
+        }
+    }
+    a->url = a->server ? a->server : a->home.server;
+    if (!a->url) {
+        fail(a, "no server known for %s: use --server URL", a->home.dir);
+        return -1;
+    }
+    {
+        pc_url u;
+        if (pc_url_parse(a->url, &u, &st) < 0) {
+            fail(a, "%s", st.msg);
+            return -1;
+        }
+    }
+    a->ctx = pc_ctx_new(&a->loop, a->verbose, &st);
+    if (!a->ctx) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    if (is_register)
+        return cmd_register(a);
+    if (!strcmp(a->cmd, "send"))
+        return cmd_send(a);
+    if (!strcmp(a->cmd, "recv"))
+        return cmd_recv(a);
+    return cmd_devices(a);
+}
+
+static void teardown(app *a)
+{
+    pc_sendop_free(a->op);
+    pc_recv_free(a->recv);
+    pc_session_free(a->sess);
+    pc_conn_free(a->conn);
+    if (a->ctx)
+        pc_ctx_free(a->ctx);
+    uv_close((uv_handle_t *)&a->deadline, NULL);
+    uv_close((uv_handle_t *)&a->settle, NULL);
+    /* every handle closes asynchronously: run until none is left */
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&a->loop) != 0 && a->verbose)
+        fprintf(stderr, "parley: warning: event loop still had handles at exit\n");
+    if (a->seen_init)
+        pc_seen_free(&a->seen);
+    pc_keys_wipe(&a->keys);
+    if (a->home_open) {
+        if (a->rc != 0 && !strcmp(a->cmd, "register"))
+            pc_home_discard(&a->home);
+        pc_home_free(&a->home);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    app a;
+    int rc;
+
+    memset(&a, 0, sizeof a);
+    rc = parse_args(&a, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    /* a server that vanishes mid-write must not kill us silently */
+    signal(SIGPIPE, SIG_IGN);
+    if (uv_loop_init(&a.loop) != 0) {
+        fputs("parley: cannot initialise the event loop\n", stderr);
+        return 1;
+    }
+    uv_timer_init(&a.loop, &a.deadline);
+    uv_timer_init(&a.loop, &a.settle);
+    a.deadline.data = a.settle.data = &a;
+    a.rc = 1;
+    /* on a setup failure finish() has run: the loop only lets the close complete */
+    setup(&a);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    rc = a.rc;
+    teardown(&a);
+    return rc;
+}

@@ -1,0 +1,413 @@
+#include "recv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "box.h"
+
+#define LOOKUP_RETRY_MS 500
+
+typedef struct rx_env {
+    struct rx_env *next;
+    Parley__V1__Envelope *e; /* a copy (unpacked from its own packing), owned */
+    int looked_up;           /* the sender's devices were fetched for this envelope */
+} rx_env;
+
+typedef struct sender {
+    struct sender *next;
+    char *name;
+    size_t n;
+    uint32_t ids[PARLEY_MAX_DEVICES_PER_ACCOUNT];
+    uint8_t keys[PARLEY_MAX_DEVICES_PER_ACCOUNT][32];
+} sender;
+
+struct pc_recv {
+    pc_session *s;
+    pc_seen *seen;
+    pc_recv_events ev;
+    void *ud;
+    rx_env *head, *tail;
+    sender *senders;
+    int paused;
+    int lookup_pending;
+    int lookup_retry;        /* lookup_pending is a pause before asking again */
+    pc_conn *lookup_conn;    /* where the GetDevices waits, if it does */
+    uint64_t *acks;          /* ids to ack, not yet sent */
+    size_t n_acks, cap_acks;
+    unsigned acks_inflight;
+    uv_timer_t flush_timer;  /* batches acks per loop turn; also retries failed lookups */
+    int freed;
+};
+
+static void process(pc_recv *r);
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static rx_env *pop(pc_recv *r)
+{
+    rx_env *x = r->head;
+
+    if (x) {
+        r->head = x->next;
+        if (!r->head)
+            r->tail = NULL;
+    }
+    return x;
+}
+
+static void env_free(rx_env *x)
+{
+    if (x) {
+        parley__v1__envelope__free_unpacked(x->e, NULL);
+        free(x);
+    }
+}
+
+static sender *find_sender(pc_recv *r, const char *name)
+{
+    for (sender *s = r->senders; s; s = s->next)
+        if (!strcmp(s->name, name))
+            return s;
+    return NULL;
+}
+
+static const uint8_t *find_key(const sender *s, uint32_t device)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (s->ids[i] == device)
+            return s->keys[i];
+    return NULL;
+}
+
+static void flush_cb(uv_timer_t *t);
+
+static void schedule_flush(pc_recv *r, uint64_t delay_ms)
+{
+    if (!r->freed)
+        uv_timer_start(&r->flush_timer, flush_cb, delay_ms, 0);
+}
+
+static void add_ack(pc_recv *r, uint64_t id)
+{
+    if (r->n_acks == r->cap_acks) {
+        size_t cap = r->cap_acks ? r->cap_acks * 2 : 64;
+        uint64_t *n = realloc(r->acks, cap * sizeof *n);
+        if (!n)
+            return; /* unacked: the server redelivers it and the seen set drops it then */
+        r->acks = n;
+        r->cap_acks = cap;
+    }
+    r->acks[r->n_acks++] = id;
+    schedule_flush(r, 0);
+}
+
+/* ---- acks ----------------------------------------------------------------------------- */
+
+static void on_ack_response(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
+                            void *ud)
+{
+    pc_recv *r = ud;
+
+    (void)c;
+    (void)f;
+    (void)st;
+    /* an Error or a lost connection leaves the rows queued: they come back and are dropped as
+     * duplicates, so nothing more to do here than count */
+    if (r->acks_inflight)
+        r->acks_inflight--;
+    if (r->ev.on_acked)
+        r->ev.on_acked(r, r->ud);
+}
+
+static void send_acks(pc_recv *r)
+{
+    pc_conn *c = pc_session_conn(r->s);
+    size_t off = 0;
+
+    if (!r->n_acks || !c)
+        return;
+    if (r->ev.on_persist)
+        r->ev.on_persist(r, r->ud);
+    while (off < r->n_acks) {
+        Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+        Parley__V1__Ack a = PARLEY__V1__ACK__INIT;
+        size_t n = r->n_acks - off;
+        pc_status st;
+        if (n > PARLEY_MAX_ACK_IDS)
+            n = PARLEY_MAX_ACK_IDS;
+        a.envelope_ids = r->acks + off;
+        a.n_envelope_ids = n;
+        f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_ACK;
+        f.ack = &a;
+        if (pc_conn_request(c, &f, on_ack_response, r, &st) < 0)
+            break; /* the connection is going: redelivery covers the rest */
+        r->acks_inflight++;
+        off += n;
+    }
+    r->n_acks = 0;
+}
+
+static void flush_cb(uv_timer_t *t)
+{
+    pc_recv *r = t->data;
+
+    send_acks(r);
+    if (r->lookup_retry) {
+        r->lookup_retry = 0;
+        r->lookup_pending = 0;
+        process(r);
+    }
+}
+
+/* ---- sender keys ---------------------------------------------------------------------- */
+
+static void store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceList *dl)
+{
+    sender *s = find_sender(r, name);
+
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || !(s->name = strdup(name))) {
+            free(s);
+            return;
+        }
+        s->next = r->senders;
+        r->senders = s;
+    }
+    s->n = 0;
+    for (size_t i = 0; dl && i < dl->n_devices && s->n < PARLEY_MAX_DEVICES_PER_ACCOUNT; i++) {
+        const Parley__V1__DeviceInfo *d = dl->devices[i];
+        if (d->identity_key.len != 32)
+            continue;
+        s->ids[s->n] = d->device_id;
+        memcpy(s->keys[s->n], d->identity_key.data, 32);
+        s->n++;
+    }
+}
+
+static void on_lookup(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
+                      void *ud)
+{
+    pc_recv *r = ud;
+    rx_env *x = r->head;
+
+    (void)c;
+    (void)st;
+    r->lookup_conn = NULL;
+    r->lookup_pending = 0;
+    if (!f || !x)
+        return; /* connection gone: session_down clears the queue */
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES) {
+        store_sender(r, x->e->sender, f->devices);
+    } else if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error &&
+               f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
+        store_sender(r, x->e->sender, NULL);
+    } else {
+        /* the server could not answer now: try again rather than drop a message we could
+         * open later */
+        x->looked_up = 0;
+        r->lookup_pending = 1;
+        r->lookup_retry = 1;
+        schedule_flush(r, LOOKUP_RETRY_MS);
+        return;
+    }
+    process(r);
+}
+
+static int start_lookup(pc_recv *r, rx_env *x)
+{
+    pc_conn *c = pc_session_conn(r->s);
+    pc_status st;
+
+    if (!c || pc_get_devices(c, x->e->sender, on_lookup, r, &st) < 0)
+        return -1;
+    x->looked_up = 1;
+    r->lookup_pending = 1;
+    r->lookup_conn = c;
+    return 0;
+}
+
+/* ---- the pipeline --------------------------------------------------------------------- */
+
+static void bad(pc_recv *r, rx_env *x, const pc_status *why)
+{
+    if (r->ev.on_bad)
+        r->ev.on_bad(r, x->e, why, r->ud);
+    /* a redelivery is reported no second time */
+    if (r->seen)
+        pc_seen_add(r->seen, x->e->id);
+    add_ack(r, x->e->id);
+}
+
+static void deliver(pc_recv *r, rx_env *x, const uint8_t *key)
+{
+    const pc_identity *me = pc_session_identity(r->s);
+    const Parley__V1__Envelope *e = x->e;
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    pc_box_text t;
+    pc_message m;
+    pc_status st;
+
+    if (pc_box_open(e->content.data, e->content.len, key, me->keys.identity_sk, &pt, &pt_len,
+                    &st) < 0 ||
+        pc_box_parse_text(pt, pt_len, &t, &st) < 0) {
+        free(pt);
+        bad(r, x, &st);
+        return;
+    }
+    m.sender = e->sender;
+    m.sender_device = e->sender_device;
+    m.id = e->id;
+    m.timestamp_ms = e->timestamp_ms;
+    m.sent_ms = t.sent_ms;
+    m.text = t.text;
+    m.text_len = t.text_len;
+    m.urgent = e->urgent;
+    if (r->ev.on_message)
+        r->ev.on_message(r, &m, r->ud);
+    free(pt);
+    if (r->seen)
+        pc_seen_add(r->seen, e->id);
+    add_ack(r, e->id);
+}
+
+static void process(pc_recv *r)
+{
+    while (!r->paused && !r->lookup_pending && r->head && !r->freed) {
+        rx_env *x = r->head;
+        const uint8_t *key;
+        pc_status st;
+
+        if (r->seen && pc_seen_has(r->seen, x->e->id)) {
+            add_ack(r, x->e->id);
+            env_free(pop(r));
+            continue;
+        }
+        key = find_key(find_sender(r, x->e->sender), x->e->sender_device);
+        if (!key && !x->looked_up) {
+            /* on failure we are not connected: session_up resumes */
+            start_lookup(r, x);
+            return;
+        }
+        pop(r);
+        if (!key) {
+            pc_status_set(&st, PC_ERR_CRYPTO, "sender %s has no device %u", x->e->sender,
+                          x->e->sender_device);
+            bad(r, x, &st);
+        } else {
+            deliver(r, x, key);
+        }
+        env_free(x);
+    }
+}
+
+void pc_recv_envelope(pc_recv *r, const Parley__V1__Envelope *e)
+{
+    size_t n = parley__v1__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(n ? n : 1);
+    rx_env *x = calloc(1, sizeof *x);
+
+    if (!buf || !x) {
+        free(buf);
+        free(x);
+        return; /* unacked: redelivered after the next reconnect */
+    }
+    /* a deep copy: the pushed frame is freed when the push callback returns */
+    parley__v1__envelope__pack(e, buf);
+    x->e = parley__v1__envelope__unpack(NULL, n, buf);
+    free(buf);
+    if (!x->e) {
+        free(x);
+        return;
+    }
+    if (r->tail)
+        r->tail->next = x;
+    else
+        r->head = x;
+    r->tail = x;
+    process(r);
+}
+
+void pc_recv_session_up(pc_recv *r)
+{
+    process(r);
+}
+
+void pc_recv_session_down(pc_recv *r)
+{
+    rx_env *x;
+
+    while ((x = pop(r)))
+        env_free(x);
+    r->n_acks = 0;
+    if (r->lookup_conn)
+        pc_conn_forget(r->lookup_conn, r);
+    r->lookup_conn = NULL;
+    r->lookup_pending = 0;
+    r->lookup_retry = 0;
+}
+
+void pc_recv_pause(pc_recv *r)
+{
+    r->paused = 1;
+}
+
+int pc_recv_idle(const pc_recv *r)
+{
+    return r->n_acks == 0 && r->acks_inflight == 0;
+}
+
+pc_recv *pc_recv_new(pc_session *s, pc_seen *seen, const pc_recv_events *ev, void *ud,
+                     pc_status *st)
+{
+    pc_recv *r = calloc(1, sizeof *r);
+
+    if (!r) {
+        pc_status_set(st, PC_ERR_LOCAL, "out of memory");
+        return NULL;
+    }
+    r->s = s;
+    r->seen = seen;
+    if (ev)
+        r->ev = *ev;
+    r->ud = ud;
+    uv_timer_init(pc_ctx_loop(pc_session_ctx(s)), &r->flush_timer);
+    r->flush_timer.data = r;
+    return r;
+}
+
+static void recv_closed(uv_handle_t *h)
+{
+    pc_recv *r = h->data;
+
+    while (r->senders) {
+        sender *s = r->senders;
+        r->senders = s->next;
+        free(s->name);
+        free(s);
+    }
+    free(r->acks);
+    free(r);
+}
+
+void pc_recv_free(pc_recv *r)
+{
+    rx_env *x;
+    pc_conn *c;
+
+    if (!r)
+        return;
+    r->freed = 1;
+    memset(&r->ev, 0, sizeof r->ev);
+    while ((x = pop(r)))
+        env_free(x);
+    if (r->lookup_conn)
+        pc_conn_forget(r->lookup_conn, r);
+    /* in-flight Acks wait on the session's conn with r as their ud */
+    c = r->s ? pc_session_conn(r->s) : NULL;
+    if (c)
+        pc_conn_forget(c, r);
+    uv_timer_stop(&r->flush_timer);
+    uv_close((uv_handle_t *)&r->flush_timer, recv_closed);
+}

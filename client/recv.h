@@ -1,0 +1,53 @@
+/* recv.h: receiving on a pc_session: envelopes are handled strictly in arrival order; each
+ * one's sender device key is looked up (GetDevices(sender), cached for the recv's life and
+ * refetched once when a device is not in the cached list), the envelope is opened (box.h) and
+ * handed over, then acknowledged. Envelopes already seen (pc_seen) are acked without being
+ * handed over again; envelopes that fail to open are reported and acked, never handed over.
+ * Acks are batched per loop turn; before each batch goes out the owner persists the seen set
+ * (on_persist), so a crash cannot make an acked envelope look new. */
+#ifndef PC_RECV_H
+#define PC_RECV_H
+
+#include "seen.h"
+#include "session.h"
+
+typedef struct pc_recv pc_recv;
+
+typedef struct {
+    const char *sender;
+    uint32_t sender_device;
+    uint64_t id;           /* server envelope id */
+    uint64_t timestamp_ms; /* when the server accepted it */
+    uint64_t sent_ms;      /* the sender's clock (from the plaintext) */
+    const char *text;      /* not NUL-terminated; may hold any bytes */
+    size_t text_len;
+    int urgent;
+} pc_message;
+
+typedef struct {
+    /* A new message; it is acked after this returns. */
+    void (*on_message)(pc_recv *r, const pc_message *m, void *ud);
+    /* An envelope that cannot be opened (why->msg says why); it is acked. */
+    void (*on_bad)(pc_recv *r, const Parley__V1__Envelope *e, const pc_status *why, void *ud);
+    /* About to ack: persist the seen set now. Optional. */
+    void (*on_persist)(pc_recv *r, void *ud);
+    /* An Ack was answered (or lost with the connection): check pc_recv_idle. Optional. */
+    void (*on_acked)(pc_recv *r, void *ud);
+} pc_recv_events;
+
+/* s and seen (may be NULL: no duplicate dropping) are borrowed. The owner forwards s's events:
+ * envelope pushes to pc_recv_envelope, on_up/on_down to the two functions below. */
+pc_recv *pc_recv_new(pc_session *s, pc_seen *seen, const pc_recv_events *ev, void *ud,
+                     pc_status *st);
+void pc_recv_envelope(pc_recv *r, const Parley__V1__Envelope *e);
+void pc_recv_session_up(pc_recv *r);
+/* Forgets queued envelopes and unsent acks: the server redelivers them after a reconnect. */
+void pc_recv_session_down(pc_recv *r);
+/* Hands over no more messages; queued ones stay unacked on the server. Acks still go out. */
+void pc_recv_pause(pc_recv *r);
+/* 1 when no ack is waiting to be sent or answered. */
+int pc_recv_idle(const pc_recv *r);
+/* Releases r (no callbacks; before its session); the memory goes when the loop next runs. */
+void pc_recv_free(pc_recv *r);
+
+#endif

@@ -1,0 +1,59 @@
+/* send.h: sending a text message to an account.
+ *   - pc_send_msg: one Send, encrypted for every device of a DeviceList (box.h), and owning
+ *     that memory. For callers that keep device lists themselves (the loadtest).
+ *   - pc_sendop: the whole logical send on a pc_session: GetDevices(recipient), encrypt, Send,
+ *     and until accepted or the deadline: on DEVICE_MISMATCH refetch the devices and retry once;
+ *     on UNAVAILABLE, SHUTTING_DOWN, RATE_LIMITED or a dropped connection resend with the same
+ *     client_id (the server's idempotency makes resends safe). When the recipient is the
+ *     sender's own account, every own device but the sending one is addressed. */
+#ifndef PC_SEND_H
+#define PC_SEND_H
+
+#include "session.h"
+
+typedef struct {
+    Parley__V1__Send send;
+    Parley__V1__OutEnvelope env[PARLEY_MAX_ENVELOPES_PER_SEND];
+    Parley__V1__OutEnvelope *envp[PARLEY_MAX_ENVELOPES_PER_SEND];
+    char recipient[PARLEY_NAME_MAX + 1];
+} pc_send_msg;
+
+/* Fills m (m's contents are owned by m: pc_send_msg_clear). recipient must be normalised.
+ * Fails when no device is left to address or a device key is malformed. */
+int pc_send_msg_build(pc_send_msg *m, const pc_identity *from, const char *recipient,
+                      const Parley__V1__DeviceList *devs, const char *text, size_t len,
+                      uint64_t client_id, pc_status *st);
+void pc_send_msg_clear(pc_send_msg *m);
+
+/* "missing 2,3; extra 4; stale 1" (empty parts left out). */
+void pc_send_describe_mismatch(const Parley__V1__DeviceMismatch *m, char *out, size_t cap);
+
+typedef struct pc_sendop pc_sendop;
+
+typedef struct {
+    const char *recipient;       /* normalised */
+    size_t count;
+    const uint32_t *device_ids;  /* count of each, in the order of the Send */
+    const uint64_t *envelope_ids;
+    int duplicate;               /* the server had already accepted this client_id */
+} pc_send_result;
+
+/* st->kind PC_OK with res, or the failure (res NULL). On timeout the status is the last
+ * connection error when the server stayed unreachable (PC_ERR_NET), else PC_ERR_TIMEOUT. The
+ * callback may free op. */
+typedef void (*pc_send_cb)(pc_sendop *op, const pc_status *st, const pc_send_result *res,
+                           void *ud);
+
+/* Starts a send on s (borrowed; the owner forwards s's on_up/on_down to the op below).
+ * client_id 0 picks a random one; timeout_ms 0 waits forever. text is copied. Returns NULL
+ * with st set for invalid arguments (bad recipient name, text too long). */
+pc_sendop *pc_sendop_start(pc_session *s, const char *recipient, const char *text, size_t len,
+                           uint64_t client_id, uint64_t timeout_ms, pc_send_cb cb, void *ud,
+                           pc_status *st);
+void pc_sendop_session_up(pc_sendop *op);
+void pc_sendop_session_down(pc_sendop *op, const pc_status *st);
+uint64_t pc_sendop_client_id(const pc_sendop *op);
+/* Cancels (no callback) and releases op; the memory goes when the loop next runs. */
+void pc_sendop_free(pc_sendop *op);
+
+#endif
