@@ -9,7 +9,6 @@
 #ifndef PC_CONN_H
 #define PC_CONN_H
 
-#include "compat.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -8,7 +8,6 @@
 #ifndef PC_CTX_H
 #define PC_CTX_H
 
-#include "compat.h"
 
 #include <uv.h>
 

@@ -2,7 +2,6 @@
 #ifndef PC_CTX_INTERNAL_H
 #define PC_CTX_INTERNAL_H
 
-#include "compat.h"
 
 #include <libwebsockets.h>
 

@@ -4,7 +4,6 @@
 #ifndef PC_STATUS_H
 #define PC_STATUS_H
 
-#include "compat.h"
 
 #include <stdint.h>
 

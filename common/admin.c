@@ -15,13 +15,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "limits.h"
 #include "log.h"
 
-/* Local bounds of this listener (not protocol limits; see the report to move them to
- * limits.h if wanted). */
-#define PADMIN_REQUEST_MAX 4096  /* request line + headers */
-#define PADMIN_TIMEOUT_MS 5000   /* whole request must arrive within this */
-#define PADMIN_CONNS_MAX 256     /* concurrent connections; more are closed at once */
+#define PADMIN_REQUEST_MAX PARLEY_ADMIN_REQUEST_MAX
+#define PADMIN_TIMEOUT_MS PARLEY_ADMIN_TIMEOUT_MS
+#define PADMIN_CONNS_MAX PARLEY_ADMIN_CONNS_MAX
 #define PADMIN_BACKLOG 128
 
 typedef struct padmin_conn padmin_conn;

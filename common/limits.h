@@ -33,4 +33,9 @@
 #define PARLEY_INGRESS_SHARDS_MAX       64
 #define PARLEY_SEND_DEDUP_SECONDS       (7 * 24 * 3600) /* idempotency window of client_id */
 
+/* Admin HTTP port */
+#define PARLEY_ADMIN_REQUEST_MAX        4096         /* request line and headers */
+#define PARLEY_ADMIN_TIMEOUT_MS         5000         /* the whole request must arrive by then */
+#define PARLEY_ADMIN_CONNS_MAX          256          /* concurrent; more are closed at once */
+
 #endif

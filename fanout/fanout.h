@@ -9,12 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* common/limits.h shadows the system <limits.h> (-I common), and protobuf-c's generated header
- * needs INT_MAX from it; harmless once the include path is fixed (see common/admin.c). */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
-
 #include <libpq-fe.h>
 #include <uv.h>
 

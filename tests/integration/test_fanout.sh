@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_fanout.sh: parley_accept_batch (deploy/sql/002_fanout.sql) directly with psql, then
-# parley-fanout end to end against its own PostgreSQL and Redis, driven by fanout/tools/fo_drive.c
+# parley-fanout end to end against its own PostgreSQL and Redis, driven by tests/tools/fanout_drive.c
 # (built here with cc). Needs PARLEY_BIN (build dir) and PARLEY_SRC (source dir).
 set -euo pipefail
 BIN=${PARLEY_BIN:?set PARLEY_BIN to the build directory}
@@ -129,12 +129,7 @@ grep -qi error "$tmp"/worker*.out && fail "concurrent: $(grep -i error "$tmp"/wo
 
 # --- the service ------------------------------------------------------------------------------
 seed
-cflags=()
-grep -q '^PARLEY_SANITIZE:BOOL=ON' "$BIN/CMakeCache.txt" 2>/dev/null && cflags=(-fsanitize=address,undefined)
-cc "${cflags[@]}" -o "$tmp/fo_drive" "$SRC/fanout/tools/fo_drive.c" -iquote "$SRC/common" \
-  -I"$BIN/common/proto" "$BIN/common/libparley_common.a" "$BIN/common/libparley_proto.a" \
-  -lhiredis -lprotobuf-c
-D=("$tmp/fo_drive" "$RPORT")
+D=("$BIN/tests/tools/parley-fanout-drive" "$RPORT")
 R=(redis-cli -p "$RPORT")
 for _ in $(seq 50); do "${R[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
 

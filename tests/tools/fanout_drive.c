@@ -1,5 +1,5 @@
-/* fo_drive.c: test driver for the fanout, used by tests/integration/test_fanout.sh (built there
- * with cc; not part of the CMake build). "send" XADDs a hand-built InternalSend to its ingress
+/* fanout_drive.c: test driver for the fanout, used by tests/integration/test_fanout.sh (built
+ * by tests/tools/CMakeLists.txt as parley-fanout-drive). "send" XADDs a hand-built InternalSend to its ingress
  * shard, "garbage" an undecodable entry, "read" prints and deletes a gateway delivery stream.
  * Usage: fo_drive REDIS_PORT send GW CONN REQ SENDER SDEV CLIENT RECIPIENT SHARDS URGENT
  *                 DEV:REG:CONTENT...
