@@ -28,6 +28,9 @@
 #define PARLEY_BAD_FRAMES_MAX           8            /* undecodable frames before close */
 #define PARLEY_PENDING_SENDS_MAX        64           /* unanswered sends per connection */
 
+/* Backends */
+#define PARLEY_PG_QUEUE_MAX             4096         /* queries waiting for a connection */
+
 /* Fanout */
 #define PARLEY_FANOUT_BATCH_MAX         256          /* stream entries per batch */
 #define PARLEY_INGRESS_SHARDS_MAX       64

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "limits.h"
 #include "log.h"
 
 #define PPG_BACKOFF_MIN_MS 100
@@ -507,6 +508,9 @@ int ppg_query(ppg *p, const char *sql, int nparams, const char *const *values,
               const int *lengths, const int *formats, int result_binary, ppg_cb cb, void *ud)
 {
     if (!p || p->closing || !sql || nparams < 0 || (nparams > 0 && !values) || !ppg_any_up(p))
+        return -1;
+    /* a slow database must push back on callers (they answer UNAVAILABLE), not grow memory */
+    if (p->queued >= PARLEY_PG_QUEUE_MAX)
         return -1;
     ppg_item *it = calloc(1, sizeof *it);
     if (!it)

@@ -204,6 +204,7 @@ struct pfo_batch {
     /* route.c: presence keys and pushes */
     struct pfo_push *pushes;         /* owned */
     size_t npushes;
+    int acks_due;                    /* ack the entries once every reply and push succeeded */
 };
 pfo_batch *pfo_batch_new(pfo *f, size_t cap);  /* NULL on allocation failure */
 pfo_entry *pfo_batch_add(pfo_batch *b);        /* next zeroed entry (cap is never exceeded) */

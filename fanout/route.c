@@ -1,8 +1,8 @@
 /* route.c: what happens to a batch after its COMMIT. Replies go to each sender's gateway, one
- * MGET finds the gateways holding the recipient devices, pushes go there, and only then XACK +
- * XDEL remove the batch's entries. Everything is pipelined on the command connection, so Redis
- * executes the acks after every XADD of the batch; if any command fails the batch is reported
- * failed and its entries stay pending (a re-run answers from `sends` as duplicates). */
+ * MGET finds the gateways holding the recipient devices, pushes go there, and only once every
+ * one of those commands succeeded do XACK + XDEL remove the batch's entries. If any command
+ * fails (Redis at maxmemory, connection lost) the batch is reported failed and its entries stay
+ * pending: a re-run answers from `sends` as duplicates and pushes again. */
 #include "fanout.h"
 
 #include <hiredis/hiredis.h>
@@ -22,10 +22,20 @@ struct pfo_push {
     size_t len;
 };
 
+static void send_acks(pfo *f, pfo_batch *b);
+
 static void finish_if_done(pfo_batch *b)
 {
     if (b->outstanding > 0 || !b->done)
         return;
+    if (b->acks_due && !b->failed) {
+        b->acks_due = 0;
+        b->outstanding++;
+        send_acks(b->f, b);
+        b->outstanding--;
+        if (b->outstanding > 0)
+            return;
+    }
     void (*done)(pfo_batch *, int) = b->done;
     b->done = NULL;
     done(b, b->failed);
@@ -219,8 +229,7 @@ static void mget_cb(redisAsyncContext *ac, void *r, void *privdata)
             free(ev);
             pmet_inc(f->met.pushes, 1);
         }
-        if (!b->failed)
-            send_acks(f, b);
+        b->acks_due = 1;
     }
     b->outstanding--;
     finish_if_done(b);
@@ -254,6 +263,7 @@ void pfo_route_run(pfo *f, pfo_batch *b, void (*done)(pfo_batch *b, int failed))
     b->done = done;
     b->outstanding = 0;
     b->failed = 0;
+    b->acks_due = 0;
     /* guards against finishing while commands are still being issued */
     b->outstanding++;
     publish_replies(f, b);
@@ -261,8 +271,8 @@ void pfo_route_run(pfo *f, pfo_batch *b, void (*done)(pfo_batch *b, int failed))
         note_failure(b, NULL, "push alloc");
     else if (b->npushes > 0)
         lookup_presence(b);
-    else if (!b->failed)
-        send_acks(f, b);
+    else
+        b->acks_due = 1;
     b->outstanding--;
     finish_if_done(b);
 }

@@ -124,7 +124,11 @@ BEGIN
                    array_agg(e.created_ms ORDER BY e.id), array_agg(e.content ORDER BY e.id)
               INTO r_queued_devices, r_queued_ids, r_queued_created, r_queued_content
               FROM envelopes e
-             WHERE e.id = ANY (r_envelope_ids);
+             WHERE e.id = ANY (r_envelope_ids)
+               -- a client_id reused for another recipient must not push the first send's
+               -- envelopes to the second recipient
+               AND e.account_id = (SELECT a.id FROM accounts a
+                                    WHERE a.username = p_recipients[i + 1]);
             RETURN NEXT;
             CONTINUE;
         END IF;

@@ -96,6 +96,10 @@ out=$(call '{alice,carol}' '{1,1}' '{11,20}' '{bob,bob}' '{f,f}' '{0,1,1}' '{1,1
 expect "$out" "0 duplicate {1,2} {1,2} - - - - {1,2}" "sql duplicate returns stored ids"
 expect "$out" "1 queue_full - - - - - {1,2}" "sql queue full"
 [ "$("${P[@]}" -c "SELECT count(*) FROM envelopes")" = 3 ] || fail "sql duplicate inserted rows"
+# the same client_id reused toward another recipient: answered as the duplicate it is, but the
+# first send's queued envelopes (bob's) must not come back to be pushed to carol
+out=$(call '{alice}' '{1}' '{11}' '{carol}' '{f}' '{0}' '{1}' '{301}' '{1}' 'ff' 10)
+expect "$out" "0 duplicate {1,2} {1,2} - - - - -" "sql reused client_id pushes nothing to the new recipient"
 [ "$("${P[@]}" -c "SELECT string_agg(queue_len::text, ',' ORDER BY account_id, device_id) FROM devices")" = "0,1,1,1,0" ] ||
   fail "sql queue_len"
 out=$(call '{alice}' '{1}' '{30}' '{bob}' '{f}' '{0}' '{1}' '{201}' '{2}' '00' 10 2>&1 || true)
