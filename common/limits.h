@@ -27,6 +27,11 @@
 #define PARLEY_DRAIN_PAGE               100          /* envelopes per drain query */
 #define PARLEY_BAD_FRAMES_MAX           8            /* undecodable frames before close */
 #define PARLEY_PENDING_SENDS_MAX        64           /* unanswered sends per connection */
+#define PARLEY_SEND_RATE_PER_S          100          /* Send frames per connection, sustained */
+#define PARLEY_SEND_BURST               200          /* Send frames per connection, at once */
+#define PARLEY_SEND_ORPHAN_MS           (5 * 60 * 1000) /* timed-out send keeps its slot */
+#define PARLEY_PENDING_ACK_IDS_MAX      (2 * PARLEY_MAX_ACK_IDS) /* unflushed acks per conn */
+#define PARLEY_PENDING_LOOKUPS_MAX      4            /* GetDevices in flight per connection */
 
 /* Backends */
 #define PARLEY_PG_QUEUE_MAX             4096         /* queries waiting for a connection */

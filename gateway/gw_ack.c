@@ -14,11 +14,16 @@
 
 /* Batching knobs (not limits): acks wait at most GW_ACK_FLUSH_MS for company; a batch of
  * GW_ACK_FLUSH_IDS ids goes at once; with GW_ACK_INFLIGHT_MAX statements unanswered (the
- * database is slow or down) further acks are refused with RATE_LIMITED. */
+ * database is slow) the batch grows until one answers, bounded by the per-connection limit. */
 #define GW_ACK_FLUSH_MS 5
 #define GW_ACK_FLUSH_IDS (4 * PARLEY_MAX_ACK_IDS)
 #define GW_ACK_INFLIGHT_MAX 64
 #define GW_ACK_RETRY_AFTER_MS 1000
+
+uint32_t gw_ack_units(size_t nids)
+{
+    return nids ? (uint32_t)nids : 1;
+}
 
 void gw_ack_batch_init(gw_ack_batch *b)
 {
@@ -76,7 +81,7 @@ int gw_ack_batch_add(gw_ack_batch *b, uint64_t conn_id, uint64_t request_id, int
     if (gw_ack_reserve(b, nids) != 0)
         return -1;
     uint32_t req = (uint32_t)b->nreqs;
-    b->reqs[b->nreqs++] = (gw_ack_req){conn_id, request_id};
+    b->reqs[b->nreqs++] = (gw_ack_req){conn_id, request_id, gw_ack_units(nids)};
     for (size_t k = 0; k < nids; k++) {
         /* ids are bigserial: 0 and values above INT64_MAX name no row (and would not parse) */
         if (ids[k] == 0 || ids[k] > (uint64_t)INT64_MAX)
@@ -154,10 +159,11 @@ typedef struct {
 static void gw_ack_answer(gw *g, gw_ack_batch *b, const uint32_t *counts, int ok)
 {
     for (size_t r = 0; r < b->nreqs; r++) {
-        if (b->reqs[r].request_id == 0)
-            continue;
         gw_conn *c = gw_conns_get(&g->conns, b->reqs[r].conn_id);
         if (!c)
+            continue;
+        c->ack_ids -= b->reqs[r].units;
+        if (b->reqs[r].request_id == 0)
             continue;
         if (!ok) {
             gw_conn_send_error(g, c, b->reqs[r].request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
@@ -201,6 +207,8 @@ static void gw_ack_cb(PGresult *res, const char *err, void *ud)
     }
     gw_ack_batch_free(&f->b);
     free(f);
+    if (g->acks.deferred)
+        gw_ack_flush(g);
 }
 
 void gw_ack_flush(gw *g)
@@ -210,8 +218,13 @@ void gw_ack_flush(gw *g)
         uv_timer_stop(&a->timer);
         a->timer_armed = 0;
     }
+    a->deferred = 0;
     if (a->cur.nreqs == 0)
         return;
+    if (a->inflight >= GW_ACK_INFLIGHT_MAX) {
+        a->deferred = 1; /* gw_ack_cb flushes when a statement answers */
+        return;
+    }
     gw_ack_flight *f = malloc(sizeof *f);
     if (!f) {
         gw_ack_answer(g, &a->cur, NULL, 0);
@@ -267,6 +280,8 @@ void gw_ack_close(gw *g)
 {
     if (g->acks.timer_init && !uv_is_closing((uv_handle_t *)&g->acks.timer))
         uv_close((uv_handle_t *)&g->acks.timer, NULL);
+    g->acks.timer_armed = 0;
+    g->acks.deferred = 0;
     gw_ack_batch_free(&g->acks.cur);
 }
 
@@ -279,18 +294,20 @@ void gw_ack_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
                            "too many envelope ids in one ack", 0);
         return;
     }
-    if (g->acks.inflight >= GW_ACK_INFLIGHT_MAX) {
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__RATE_LIMITED, "acks backlogged",
-                           GW_ACK_RETRY_AFTER_MS);
-        return;
-    }
     if (a->n_envelope_ids == 0 && rid == 0)
         return;
+    uint32_t units = gw_ack_units(a->n_envelope_ids);
+    if (c->ack_ids + units > PARLEY_PENDING_ACK_IDS_MAX) {
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__RATE_LIMITED,
+                           "too many unconfirmed acks", GW_ACK_RETRY_AFTER_MS);
+        return;
+    }
     if (gw_ack_batch_add(&g->acks.cur, c->id, rid, c->account_id, c->device_id, a->envelope_ids,
                          a->n_envelope_ids) != 0) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
         return;
     }
+    c->ack_ids += units;
     pmet_inc(g->m.acks, a->n_envelope_ids);
     if (g->acks.cur.n >= GW_ACK_FLUSH_IDS) {
         gw_ack_flush(g);

@@ -1,7 +1,9 @@
 /* gw_ack.h: Ack frames. Acks of every connection are batched and flushed as ONE statement
  * (parley_gw_ack in deploy/sql/003_gateway.sql) that deletes only rows of the acking device and
  * decrements queue_len. An Ack with request_id != 0 is answered AckOk{count} once that statement
- * committed. */
+ * committed. Each connection may have PARLEY_PENDING_ACK_IDS_MAX ack ids queued or in flight
+ * (more -> RATE_LIMITED for that connection only); with GW_ACK_INFLIGHT_MAX statements in flight
+ * the batch waits for one of them to answer. */
 #ifndef PARLEY_GW_ACK_H
 #define PARLEY_GW_ACK_H
 
@@ -16,6 +18,7 @@ struct gw_conn;
 
 typedef struct {
     uint64_t conn_id, request_id;
+    uint32_t units; /* charged to the connection's ack_ids until the statement answers */
 } gw_ack_req;
 
 /* One batch: parallel arrays, one entry per acked id; req indexes reqs. */
@@ -34,6 +37,7 @@ typedef struct {
     uv_timer_t timer;
     int timer_init, timer_armed;
     unsigned inflight; /* flushes whose statement has not answered yet */
+    int deferred;      /* a flush waits for a statement to answer */
 } gw_acks;
 
 int gw_ack_init(struct gw *g);
@@ -44,6 +48,8 @@ void gw_ack_flush(struct gw *g);
 /* Closes the timer (handles close on the loop) and frees an unflushed batch. */
 void gw_ack_close(struct gw *g);
 
+/* What an Ack of nids ids costs a connection: one unit per id, one for an empty Ack. Pure. */
+uint32_t gw_ack_units(size_t nids);
 /* Batch helpers, pure (unit tested). add returns -1 on OOM. */
 void gw_ack_batch_init(gw_ack_batch *b);
 int gw_ack_batch_add(gw_ack_batch *b, uint64_t conn_id, uint64_t request_id, int64_t account_id,

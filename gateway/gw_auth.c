@@ -1,5 +1,6 @@
 #include "gw_auth.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
     "if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end "         \
     "return {n, t}"
 #define GW_RATELIMIT_WINDOW_MS "60000"
+#define GW_RATELIMIT_V6_PREFIX_BYTES 8 /* an IPv6 source counts as its /64 */
 
 /* ---- challenge ---------------------------------------------------------------------------- */
 
@@ -53,21 +55,56 @@ int gw_auth_send_challenge(gw *g, gw_conn *c)
     return gw_conn_send_frame(g, c, &sf);
 }
 
-/* A fresh challenge after a Register answer; the auth timeout restarts with it. */
-static void gw_auth_rechallenge(gw *g, gw_conn *c)
+/* A fresh challenge after a Register answer. The auth timeout restarts only after a successful
+ * Register: were it restarted after errors, a bad Register every few seconds would keep an
+ * unauthenticated socket open for ever. */
+static void gw_auth_rechallenge(gw *g, gw_conn *c, int registered)
 {
     if (c->close_code || c->state != GW_CONN_OPEN)
         return;
-    gw_conn_auth_list_remove(g, c);
-    c->opened_us = pclock_mono_us();
-    c->auth_prev = g->auth_tail;
-    if (g->auth_tail)
-        g->auth_tail->auth_next = c;
-    else
-        g->auth_head = c;
-    g->auth_tail = c;
-    c->in_auth_list = 1;
+    if (registered) {
+        gw_conn_auth_list_remove(g, c);
+        c->opened_us = pclock_mono_us();
+        c->auth_prev = g->auth_tail;
+        if (g->auth_tail)
+            g->auth_tail->auth_next = c;
+        else
+            g->auth_head = c;
+        g->auth_tail = c;
+        c->in_auth_list = 1;
+    }
     gw_auth_send_challenge(g, c);
+}
+
+void gw_auth_rate_subject(const char *peer, char *out, size_t size)
+{
+    if (size == 0)
+        return;
+    char addr[INET6_ADDRSTRLEN];
+    unsigned char a6[16];
+    /* a scope ("fe80::1%eth0") is not part of the address */
+    size_t n = strcspn(peer, "%");
+    if (n < sizeof addr) {
+        memcpy(addr, peer, n);
+        addr[n] = '\0';
+        if (inet_pton(AF_INET6, addr, a6) == 1) {
+            static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+            char text[INET6_ADDRSTRLEN];
+            if (memcmp(a6, v4mapped, sizeof v4mapped) == 0) {
+                if (inet_ntop(AF_INET, a6 + 12, text, sizeof text)) {
+                    snprintf(out, size, "%s", text);
+                    return;
+                }
+            } else {
+                memset(a6 + GW_RATELIMIT_V6_PREFIX_BYTES, 0, 16 - GW_RATELIMIT_V6_PREFIX_BYTES);
+                if (inet_ntop(AF_INET6, a6, text, sizeof text)) {
+                    snprintf(out, size, "%s/%d", text, GW_RATELIMIT_V6_PREFIX_BYTES * 8);
+                    return;
+                }
+            }
+        }
+    }
+    snprintf(out, size, "%s", peer);
 }
 
 void gw_auth_expire(gw *g, uint64_t now_us)
@@ -268,7 +305,7 @@ static void gw_reg_error(gw *g, gw_conn *c, uint64_t rid, Parley__V1__ErrorCode 
     plog_info("register_rejected", "conn=%llu peer=%s code=%s why=\"%s\"",
               (unsigned long long)c->id, c->peer, gw_frame_error_name(code), why);
     gw_conn_send_error(g, c, rid, code, why, retry_after_ms);
-    gw_auth_rechallenge(g, c);
+    gw_auth_rechallenge(g, c, 0);
 }
 
 static void gw_reg_insert_cb(PGresult *res, const char *err, void *ud)
@@ -310,7 +347,7 @@ static void gw_reg_insert_cb(PGresult *res, const char *err, void *ud)
     sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_REGISTER_OK;
     sf.register_ok = &ok;
     if (gw_conn_send_frame(g, c, &sf) == 0)
-        gw_auth_rechallenge(g, c);
+        gw_auth_rechallenge(g, c, 1);
 out:
     free(x);
 }
@@ -433,8 +470,9 @@ void gw_auth_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     x->registration_id = r->registration_id;
     x->pow_nonce = r->pow_nonce;
 
-    char key[PKEYS_MAX];
-    if (pkeys_ratelimit(key, "register", c->peer) < 0) {
+    char key[PKEYS_MAX], subject[sizeof c->peer];
+    gw_auth_rate_subject(c->peer, subject, sizeof subject);
+    if (pkeys_ratelimit(key, "register", subject) < 0) {
         free(x);
         gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "bad source address", 0);
         return;

@@ -223,6 +223,7 @@ gw_conn *gw_conn_new(gw *g, struct lws *wsi)
     c->wsi = wsi;
     c->state = GW_CONN_OPEN;
     c->opened_us = pclock_mono_us();
+    gw_send_bucket_init(&c->send_bucket, c->opened_us);
     gw_outq_init(&c->out);
     if (lws_get_peer_simple(wsi, c->peer, sizeof c->peer) == NULL)
         strcpy(c->peer, "unknown");

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gw_outq.h"
+#include "gw_send.h"
 #include "limits.h"
 #include "gw_proto.h"
 
@@ -38,6 +39,7 @@ typedef struct {
     int initial;  /* the first drain after auth: ends with QueueEmpty */
     int again;    /* run one more pass when this one reaches the end */
     uint64_t cursor;         /* highest id this pass delivered (or started after) */
+    uint64_t done_cursor;    /* cursor at the end of the last completed pass */
     uint64_t last_delivered; /* highest envelope id pushed to the client */
     uint64_t pass_count;     /* envelopes delivered by the current pass */
     gw_held *held, *held_tail;
@@ -75,8 +77,10 @@ typedef struct gw_conn {
 
     /* sends waiting for fanout (see gw_send.h) */
     struct gw_pending *pending;
-    unsigned npending;
-    unsigned lookups; /* GetDevices queries in flight */
+    unsigned npending; /* waiting and orphaned */
+    gw_send_bucket send_bucket;
+    unsigned lookups;  /* GetDevices queries in flight */
+    unsigned ack_ids;  /* ack ids queued or being deleted (see gw_ack.h) */
 
     gw_drain_state drain;
 

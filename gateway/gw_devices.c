@@ -12,10 +12,6 @@
     "SELECT d.device_id, d.registration_id, d.signing_key, d.identity_key FROM accounts a"     \
     " LEFT JOIN devices d ON d.account_id = a.id WHERE a.username = $1 ORDER BY d.device_id"
 
-/* GetDevices in flight per connection; the same bound as unanswered sends (a separate limit
- * in limits.h would be cleaner). */
-#define GW_DEVICES_INFLIGHT_MAX PARLEY_PENDING_SENDS_MAX
-
 typedef struct {
     gw *g;
     uint64_t conn_id, request_id;
@@ -92,7 +88,7 @@ out:
 void gw_devices_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 {
     uint64_t rid = f->request_id;
-    if (c->lookups >= GW_DEVICES_INFLIGHT_MAX) {
+    if (c->lookups >= PARLEY_PENDING_LOOKUPS_MAX) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__RATE_LIMITED,
                            "too many unanswered requests", 1000);
         return;

@@ -32,6 +32,12 @@ static size_t gw_drain_held_max(const gw *g)
     return gw_outbound_max(g) / 2;
 }
 
+uint64_t gw_drain_start_cursor(const gw_drain_state *d)
+{
+    /* every row up to it was delivered by a pass (or acked); clients drop the duplicates */
+    return d->done_cursor;
+}
+
 void gw_drain_free(gw_conn *c)
 {
     gw_held *h = c->drain.held;
@@ -102,6 +108,7 @@ static void gw_drain_finish(gw *g, gw_conn *c)
     d->held_count = d->held_bytes = 0;
     d->active = 0;
     d->running = 0;
+    d->done_cursor = d->cursor;
     pmet_observe(g->m.drain_size, (double)d->pass_count);
     plog_debug("drain_done", "conn=%llu envelopes=%" PRIu64 " cursor=%" PRIu64,
                (unsigned long long)c->id, d->pass_count, d->cursor);
@@ -189,11 +196,13 @@ static void gw_drain_page_cb(PGresult *res, const char *err, void *ud)
         return;
     }
     if (d->held_overflow || d->again) {
-        /* pushes were dropped while holding, or a re-drain was asked for: one more pass */
+        /* pushes were dropped while holding: query on from the cursor; a re-drain was asked
+         * for: start over like gw_drain_start. Never from last_delivered: live pushes raise
+         * it out of id order, past envelopes whose pushes were lost. */
         d->held_overflow = 0;
+        if (d->again)
+            d->cursor = gw_drain_start_cursor(d);
         d->again = 0;
-        if (d->last_delivered > d->cursor)
-            d->cursor = d->last_delivered;
         gw_drain_next(g, c);
         return;
     }
@@ -214,7 +223,7 @@ void gw_drain_start(gw *g, gw_conn *c, int initial)
     d->running = 1;
     d->active = 1;
     d->again = 0;
-    d->cursor = d->last_delivered;
+    d->cursor = gw_drain_start_cursor(d);
     d->pass_count = 0;
     gw_drain_next(g, c);
 }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "gw_conn.h"
 #include "gw_outq.h"
 #include "gw_proto.h"
 
@@ -19,6 +20,9 @@ void gw_drain_start(struct gw *g, struct gw_conn *c, int initial);
 void gw_drain_on_writable(struct gw *g, struct gw_conn *c);
 /* A live push for c: sent, or held while c drains. Takes frame. */
 void gw_drain_push(struct gw *g, struct gw_conn *c, uint64_t id, gw_out *frame);
+/* Where a pass starts: after the cursor of the last completed pass (0 before the first), not
+ * after the highest pushed id. Pure. */
+uint64_t gw_drain_start_cursor(const gw_drain_state *d);
 /* Frees held pushes. */
 void gw_drain_free(struct gw_conn *c);
 

@@ -66,17 +66,85 @@ Parley__V1__ErrorCode gw_send_validate(const Parley__V1__Send *s,
     return PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED;
 }
 
-static void gw_pending_unlink(gw *g, gw_conn *c, gw_pending *p)
+/* ---- rate limit --------------------------------------------------------------------------- */
+
+#define GW_BUCKET_UNIT 1000000ULL /* one send, in bucket units */
+#define GW_BUCKET_FULL ((uint64_t)PARLEY_SEND_BURST * GW_BUCKET_UNIT)
+
+void gw_send_bucket_init(gw_send_bucket *b, uint64_t now_us)
 {
+    b->level = GW_BUCKET_FULL;
+    b->last_us = now_us;
+}
+
+int gw_send_bucket_take(gw_send_bucket *b, uint64_t now_us, uint32_t *retry_after_ms)
+{
+    /* PARLEY_SEND_RATE_PER_S sends a second = that many units a microsecond */
+    if (now_us > b->last_us) {
+        uint64_t dt = now_us - b->last_us;
+        if (dt >= GW_BUCKET_FULL / PARLEY_SEND_RATE_PER_S)
+            b->level = GW_BUCKET_FULL;
+        else if ((b->level += dt * PARLEY_SEND_RATE_PER_S) > GW_BUCKET_FULL)
+            b->level = GW_BUCKET_FULL;
+        b->last_us = now_us;
+    }
+    if (b->level >= GW_BUCKET_UNIT) {
+        b->level -= GW_BUCKET_UNIT;
+        return 0;
+    }
+    uint64_t wait_us = (GW_BUCKET_UNIT - b->level + PARLEY_SEND_RATE_PER_S - 1) /
+                       PARLEY_SEND_RATE_PER_S;
+    *retry_after_ms = (uint32_t)((wait_us + 999) / 1000);
+    return -1;
+}
+
+/* ---- the pending table -------------------------------------------------------------------- */
+
+gw_pending *gw_pendings_add(gw_pendings *ps, gw_conn *c, uint64_t request_id, uint64_t now_us)
+{
+    gw_pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->seq = ++ps->next_seq;
+    p->conn_id = c->id;
+    p->request_id = request_id;
+    p->started_us = now_us;
+    p->prev = ps->tail;
+    if (ps->tail)
+        ps->tail->next = p;
+    else
+        ps->head = p;
+    ps->tail = p;
+    ps->count++;
+    p->conn_next = c->pending;
+    c->pending = p;
+    c->npending++;
+    return p;
+}
+
+/* Takes p off the global list it is on (waiting or orphans). */
+static void gw_pendings_unlink_global(gw_pendings *ps, gw_pending *p)
+{
+    gw_pending **head = p->orphan ? &ps->orphan_head : &ps->head;
+    gw_pending **tail = p->orphan ? &ps->orphan_tail : &ps->tail;
     if (p->prev)
         p->prev->next = p->next;
     else
-        g->pending.head = p->next;
+        *head = p->next;
     if (p->next)
         p->next->prev = p->prev;
     else
-        g->pending.tail = p->prev;
-    g->pending.count--;
+        *tail = p->prev;
+    p->prev = p->next = NULL;
+    if (p->orphan)
+        ps->orphans--;
+    else
+        ps->count--;
+}
+
+void gw_pendings_remove(gw_pendings *ps, gw_conn *c, gw_pending *p)
+{
+    gw_pendings_unlink_global(ps, p);
     if (c) {
         for (gw_pending **pp = &c->pending; *pp; pp = &(*pp)->conn_next) {
             if (*pp == p) {
@@ -86,30 +154,50 @@ static void gw_pending_unlink(gw *g, gw_conn *c, gw_pending *p)
             }
         }
     }
-    pmet_set(g->m.sends_pending, (double)g->pending.count);
+    free(p);
 }
 
-static gw_pending *gw_pending_add(gw *g, gw_conn *c, uint64_t request_id)
+gw_pending *gw_pendings_time_out(gw_pendings *ps, uint64_t now_us)
 {
-    gw_pending *p = calloc(1, sizeof *p);
-    if (!p)
+    gw_pending *p = ps->head;
+    if (!p || now_us - p->started_us < (uint64_t)GW_SEND_TIMEOUT_MS * 1000)
         return NULL;
-    p->seq = ++g->pending.next_seq;
-    p->conn_id = c->id;
-    p->request_id = request_id;
-    p->started_us = pclock_mono_us();
-    p->prev = g->pending.tail;
-    if (g->pending.tail)
-        g->pending.tail->next = p;
+    gw_pendings_unlink_global(ps, p);
+    /* timeouts happen in started_us order: appending keeps the orphans ordered */
+    p->orphan = 1;
+    p->prev = ps->orphan_tail;
+    if (ps->orphan_tail)
+        ps->orphan_tail->next = p;
     else
-        g->pending.head = p;
-    g->pending.tail = p;
-    g->pending.count++;
-    p->conn_next = c->pending;
-    c->pending = p;
-    c->npending++;
-    pmet_set(g->m.sends_pending, (double)g->pending.count);
+        ps->orphan_head = p;
+    ps->orphan_tail = p;
+    ps->orphans++;
     return p;
+}
+
+gw_pending *gw_pendings_orphan_expired(const gw_pendings *ps, uint64_t now_us)
+{
+    gw_pending *p = ps->orphan_head;
+    if (!p || now_us - p->started_us < (uint64_t)PARLEY_SEND_ORPHAN_MS * 1000)
+        return NULL;
+    return p;
+}
+
+gw_pending *gw_pendings_find(const gw_conn *c, uint64_t request_id)
+{
+    /* the connection's list is newest first; answers come in send order, so the oldest send
+     * with this request id is the one answered */
+    gw_pending *found = NULL;
+    for (gw_pending *p = c->pending; p; p = p->conn_next)
+        if (p->request_id == request_id)
+            found = p;
+    return found;
+}
+
+static void gw_pending_remove(gw *g, gw_conn *c, gw_pending *p)
+{
+    gw_pendings_remove(&g->pending, c, p);
+    pmet_set(g->m.sends_pending, (double)g->pending.count);
 }
 
 typedef struct {
@@ -125,9 +213,11 @@ static void gw_send_fail_seq(gw *g, uint64_t conn_id, uint64_t seq, const char *
     for (gw_pending *p = c->pending; p; p = p->conn_next) {
         if (p->seq == seq) {
             uint64_t request_id = p->request_id;
-            gw_pending_unlink(g, c, p);
-            free(p);
-            gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE, why, 0);
+            int answered = p->orphan; /* timed out already; not in Redis: release the slot */
+            gw_pending_remove(g, c, p);
+            if (!answered)
+                gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE, why,
+                                   0);
             return;
         }
     }
@@ -155,6 +245,12 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     if (g->draining) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
                            "gateway is shutting down", 0);
+        return;
+    }
+    uint32_t retry_after_ms;
+    if (gw_send_bucket_take(&c->send_bucket, pclock_mono_us(), &retry_after_ms) != 0) {
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__RATE_LIMITED, "too many sends",
+                           retry_after_ms);
         return;
     }
     char recipient[PARLEY_NAME_MAX + 1];
@@ -195,7 +291,8 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     }
     parley__v1__internal_send__pack(&is, buf);
 
-    gw_pending *p = gw_pending_add(g, c, rid);
+    gw_pending *p = gw_pendings_add(&g->pending, c, rid, pclock_mono_us());
+    pmet_set(g->m.sends_pending, (double)g->pending.count);
     if (!p) {
         free(buf);
         free(x);
@@ -211,8 +308,7 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     free(buf);
     if (rc != 0) {
         free(x);
-        gw_pending_unlink(g, c, p);
-        free(p);
+        gw_pending_remove(g, c, p);
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
                            "message queue unavailable", 0);
     }
@@ -220,52 +316,47 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 
 int gw_send_answered(gw *g, gw_conn *c, uint64_t request_id, uint64_t *latency_us)
 {
-    /* the connection's list is newest first; answer the oldest send with this request id */
-    gw_pending *found = NULL;
-    for (gw_pending *p = c->pending; p; p = p->conn_next)
-        if (p->request_id == request_id)
-            found = p;
-    if (!found)
+    gw_pending *p = gw_pendings_find(c, request_id);
+    if (!p)
         return -1;
-    *latency_us = pclock_mono_us() - found->started_us;
-    gw_pending_unlink(g, c, found);
-    free(found);
-    return 0;
+    int late = p->orphan;
+    *latency_us = pclock_mono_us() - p->started_us;
+    gw_pending_remove(g, c, p);
+    return late ? -1 : 0;
 }
 
 void gw_send_drop_conn(gw *g, gw_conn *c)
 {
-    while (c->pending) {
-        gw_pending *p = c->pending;
-        gw_pending_unlink(g, c, p);
-        free(p);
-    }
+    while (c->pending)
+        gw_pending_remove(g, c, c->pending);
 }
 
 void gw_send_expire(gw *g, uint64_t now_us)
 {
-    while (g->pending.head &&
-           now_us - g->pending.head->started_us >= (uint64_t)GW_SEND_TIMEOUT_MS * 1000) {
-        gw_pending *p = g->pending.head;
-        gw_conn *c = gw_conns_get(&g->conns, p->conn_id);
-        uint64_t request_id = p->request_id;
-        gw_pending_unlink(g, c, p);
-        free(p);
+    gw_pending *p;
+    while ((p = gw_pendings_time_out(&g->pending, now_us))) {
+        pmet_set(g->m.sends_pending, (double)g->pending.count);
         pmet_inc(g->m.send_timeouts, 1);
-        if (c) {
-            plog_warn("send_timeout", "conn=%llu request_id=%llu", (unsigned long long)c->id,
-                      (unsigned long long)request_id);
-            gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                               "no answer from the message service", 0);
+        gw_conn *c = gw_conns_get(&g->conns, p->conn_id);
+        if (!c) {
+            gw_pendings_remove(&g->pending, NULL, p);
+            continue;
         }
+        plog_warn("send_timeout", "conn=%llu request_id=%llu", (unsigned long long)c->id,
+                  (unsigned long long)p->request_id);
+        gw_conn_send_error(g, c, p->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                           "no answer from the message service", 0);
     }
+    while ((p = gw_pendings_orphan_expired(&g->pending, now_us)))
+        gw_pendings_remove(&g->pending, gw_conns_get(&g->conns, p->conn_id), p);
 }
 
 void gw_send_free_all(gw *g)
 {
-    while (g->pending.head) {
-        gw_pending *p = g->pending.head;
-        gw_pending_unlink(g, gw_conns_get(&g->conns, p->conn_id), p);
-        free(p);
-    }
+    while (g->pending.head)
+        gw_pending_remove(g, gw_conns_get(&g->conns, g->pending.head->conn_id),
+                          g->pending.head);
+    while (g->pending.orphan_head)
+        gw_pending_remove(g, gw_conns_get(&g->conns, g->pending.orphan_head->conn_id),
+                          g->pending.orphan_head);
 }

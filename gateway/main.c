@@ -49,7 +49,7 @@ static const pcfg_opt gw_opts[] = {
      "port of the admin listener; 0 disables it"},
     {"log_level", PCFG_STR, offsetof(gw_cfg, log_level), "info", 0, 0,
      "debug, info, warn or error"},
-    {"pow_difficulty", PCFG_INT, offsetof(gw_cfg, pow_difficulty), "8", 0,
+    {"pow_difficulty", PCFG_INT, offsetof(gw_cfg, pow_difficulty), "16", 1,
      PARLEY_POW_DIFFICULTY_MAX, "leading zero bits of the registration proof of work"},
     {"register_rate_per_minute", PCFG_INT, offsetof(gw_cfg, register_rate_per_minute), "30", 1,
      1000000, "registrations per source address and minute"},

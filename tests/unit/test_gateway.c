@@ -1,6 +1,7 @@
 /* test_gateway.c: the gateway's pure logic: Send validation, frame decoding and its failure
  * classes, error frames and request ids of packed frames, outbound queue accounting, presence
- * values and ack batches. */
+ * values, ack batches and their per-connection cost, the Send rate limit, timed-out (orphaned)
+ * sends, the registration rate-limit subject and the re-drain start. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,9 @@
 #include <cmocka.h>
 
 #include "gw_ack.h"
+#include "gw_auth.h"
+#include "gw_conn.h"
+#include "gw_drain.h"
 #include "gw_frame.h"
 #include "gw_outq.h"
 #include "gw_presence.h"
@@ -393,6 +397,162 @@ static void test_ack_batch(void **state)
     free(r);
 }
 
+static void test_ack_units(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_ack_units(0), 1); /* an empty Ack waiting for AckOk still costs */
+    assert_int_equal(gw_ack_units(1), 1);
+    assert_int_equal(gw_ack_units(PARLEY_MAX_ACK_IDS), PARLEY_MAX_ACK_IDS);
+    /* two full Acks may be in flight per connection, a third is refused */
+    assert_true(2 * gw_ack_units(PARLEY_MAX_ACK_IDS) <= PARLEY_PENDING_ACK_IDS_MAX);
+    assert_true(3 * gw_ack_units(PARLEY_MAX_ACK_IDS) > PARLEY_PENDING_ACK_IDS_MAX);
+
+    gw_ack_batch b;
+    gw_ack_batch_init(&b);
+    const uint64_t ids[] = {5, 0, 7};
+    assert_int_equal(gw_ack_batch_add(&b, 1, 1, 100, 2, ids, 3), 0);
+    assert_int_equal(gw_ack_batch_add(&b, 2, 9, 100, 2, NULL, 0), 0);
+    /* charged as sent (the id 0 too): released by the same amount */
+    assert_int_equal(b.reqs[0].units, 3);
+    assert_int_equal(b.reqs[1].units, 1);
+    gw_ack_batch_free(&b);
+}
+
+/* ---- Send rate limit ---------------------------------------------------------------------- */
+
+static void test_send_bucket(void **state)
+{
+    (void)state;
+    gw_send_bucket b;
+    uint32_t retry = 0;
+    uint64_t t = 5000000;
+    gw_send_bucket_init(&b, t);
+    for (int i = 0; i < PARLEY_SEND_BURST; i++)
+        assert_int_equal(gw_send_bucket_take(&b, t, &retry), 0);
+    assert_int_equal(gw_send_bucket_take(&b, t, &retry), -1);
+    assert_true(retry >= 1 && retry <= 1000 / PARLEY_SEND_RATE_PER_S);
+    /* a refused send costs nothing; one interval later exactly one more is allowed */
+    t += 1000000 / PARLEY_SEND_RATE_PER_S;
+    assert_int_equal(gw_send_bucket_take(&b, t, &retry), 0);
+    assert_int_equal(gw_send_bucket_take(&b, t, &retry), -1);
+    /* sustained: one second brings PARLEY_SEND_RATE_PER_S sends */
+    t += 1000000;
+    for (int i = 0; i < PARLEY_SEND_RATE_PER_S; i++)
+        assert_int_equal(gw_send_bucket_take(&b, t, &retry), 0);
+    assert_int_equal(gw_send_bucket_take(&b, t, &retry), -1);
+    /* a long pause refills up to the burst only */
+    t += 3600ULL * 1000000;
+    for (int i = 0; i < PARLEY_SEND_BURST; i++)
+        assert_int_equal(gw_send_bucket_take(&b, t, &retry), 0);
+    assert_int_equal(gw_send_bucket_take(&b, t, &retry), -1);
+    /* a clock that does not advance refills nothing */
+    assert_int_equal(gw_send_bucket_take(&b, t - 1000, &retry), -1);
+}
+
+/* ---- pending sends and orphans ------------------------------------------------------------ */
+
+static void test_pending_orphans(void **state)
+{
+    (void)state;
+    gw_pendings ps;
+    memset(&ps, 0, sizeof ps);
+    gw_conn *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->id = 77;
+    const uint64_t t0 = 1000000, timeout = (uint64_t)GW_SEND_TIMEOUT_MS * 1000;
+    gw_pending *a = gw_pendings_add(&ps, c, 1, t0);
+    gw_pending *b = gw_pendings_add(&ps, c, 2, t0 + 1000);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(c->npending, 2);
+    assert_null(gw_pendings_time_out(&ps, t0 + timeout - 1));
+
+    /* the timed-out send becomes an orphan: no longer waited for, still holding its slot */
+    assert_ptr_equal(gw_pendings_time_out(&ps, t0 + timeout), a);
+    assert_null(gw_pendings_time_out(&ps, t0 + timeout));
+    assert_true(a->orphan);
+    assert_int_equal(ps.count, 1);
+    assert_int_equal(ps.orphans, 1);
+    assert_int_equal(c->npending, 2);
+    assert_ptr_equal(gw_pendings_find(c, 1), a);
+
+    /* its late answer releases the slot */
+    gw_pendings_remove(&ps, c, a);
+    assert_int_equal(c->npending, 1);
+    assert_int_equal(ps.orphans, 0);
+    assert_null(gw_pendings_find(c, 1));
+
+    /* an orphan never answered is released PARLEY_SEND_ORPHAN_MS after it was sent */
+    assert_ptr_equal(gw_pendings_time_out(&ps, t0 + 1000 + timeout), b);
+    const uint64_t orphan_end = t0 + 1000 + (uint64_t)PARLEY_SEND_ORPHAN_MS * 1000;
+    assert_null(gw_pendings_orphan_expired(&ps, orphan_end - 1));
+    assert_ptr_equal(gw_pendings_orphan_expired(&ps, orphan_end), b);
+    gw_pendings_remove(&ps, c, b);
+    assert_int_equal(c->npending, 0);
+    assert_null(ps.head);
+    assert_null(ps.orphan_head);
+    assert_null(ps.orphan_tail);
+
+    /* the cap counts orphans: a connection cannot refill it by letting sends time out */
+    for (uint64_t i = 0; i < PARLEY_PENDING_SENDS_MAX; i++)
+        assert_non_null(gw_pendings_add(&ps, c, 100 + i, t0 + i));
+    for (uint64_t i = 0; i < PARLEY_PENDING_SENDS_MAX; i++)
+        assert_non_null(gw_pendings_time_out(&ps, t0 + timeout + PARLEY_PENDING_SENDS_MAX));
+    assert_int_equal(ps.count, 0);
+    assert_int_equal(ps.orphans, PARLEY_PENDING_SENDS_MAX);
+    assert_int_equal(c->npending, PARLEY_PENDING_SENDS_MAX);
+    /* a request id reused after a timeout: the older (orphaned) send is answered first */
+    gw_pending *again = gw_pendings_add(&ps, c, 100, t0 + timeout + PARLEY_PENDING_SENDS_MAX);
+    assert_non_null(again);
+    assert_true(gw_pendings_find(c, 100)->orphan);
+    while (c->pending)
+        gw_pendings_remove(&ps, c, c->pending);
+    assert_int_equal(ps.count + ps.orphans, 0);
+    free(c);
+}
+
+/* ---- registration rate-limit subject ------------------------------------------------------ */
+
+static void test_rate_subject(void **state)
+{
+    (void)state;
+    char a[64], b[64];
+    gw_auth_rate_subject("192.0.2.7", a, sizeof a);
+    assert_string_equal(a, "192.0.2.7");
+    gw_auth_rate_subject("::ffff:192.0.2.7", a, sizeof a);
+    assert_string_equal(a, "192.0.2.7");
+    gw_auth_rate_subject("2001:db8:1:2:3:4:5:6", a, sizeof a);
+    assert_string_equal(a, "2001:db8:1:2::/64");
+    /* every address of one /64 is one subject, whatever its spelling */
+    gw_auth_rate_subject("2001:0DB8:0001:0002:ffff:ffff:ffff:ffff", b, sizeof b);
+    assert_string_equal(a, b);
+    gw_auth_rate_subject("2001:db8:1:3::1", b, sizeof b);
+    assert_string_equal(b, "2001:db8:1:3::/64");
+    gw_auth_rate_subject("fe80::1%eth0", a, sizeof a);
+    assert_string_equal(a, "fe80::/64");
+    gw_auth_rate_subject("::1", a, sizeof a);
+    assert_string_equal(a, "::/64");
+    gw_auth_rate_subject("unknown", a, sizeof a);
+    assert_string_equal(a, "unknown");
+    gw_auth_rate_subject("2001:db8:1:2:3:4:5:6", a, 8); /* truncated, terminated */
+    assert_string_equal(a, "2001:db");
+}
+
+/* ---- re-drain start ----------------------------------------------------------------------- */
+
+static void test_drain_start_cursor(void **state)
+{
+    (void)state;
+    gw_drain_state d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(gw_drain_start_cursor(&d), 0);
+    /* pass 1 ended at 10; live pushes 12 and 50 arrived, the push of 11 was lost: the re-drain
+     * must start after 10, not after 50 */
+    d.done_cursor = 10;
+    d.last_delivered = 50;
+    assert_int_equal(gw_drain_start_cursor(&d), 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +561,9 @@ int main(void)
         cmocka_unit_test(test_decode_many_ids), cmocka_unit_test(test_error_frame),
         cmocka_unit_test(test_request_id_scan), cmocka_unit_test(test_outq),
         cmocka_unit_test(test_presence_parse),  cmocka_unit_test(test_ack_batch),
+        cmocka_unit_test(test_ack_units),       cmocka_unit_test(test_send_bucket),
+        cmocka_unit_test(test_pending_orphans), cmocka_unit_test(test_rate_subject),
+        cmocka_unit_test(test_drain_start_cursor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
