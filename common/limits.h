@@ -25,6 +25,7 @@
 #define PARLEY_QUEUE_MAX_DEFAULT        10000        /* queued envelopes per device */
 #define PARLEY_OUTBOUND_MAX_DEFAULT     (1024 * 1024) /* unsent bytes per connection */
 #define PARLEY_DRAIN_PAGE               100          /* envelopes per drain query */
+#define PARLEY_CLOSE_BACKSTOP_S         5            /* a closing or discarding socket is cut then */
 #define PARLEY_BAD_FRAMES_MAX           8            /* undecodable frames before close */
 #define PARLEY_PENDING_SENDS_MAX        64           /* unanswered sends per connection */
 #define PARLEY_SEND_RATE_PER_S          100          /* Send frames per connection, sustained */

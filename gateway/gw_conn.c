@@ -14,7 +14,6 @@
 #include "log.h"
 
 #define GW_CONNS_MIN_CAP 64
-#define GW_CLOSE_BACKSTOP_S 5 /* a closing socket that never becomes writable is cut then */
 
 size_t gw_outbound_max(const gw *g)
 {
@@ -324,5 +323,5 @@ void gw_conn_close(gw *g, gw_conn *c, int code, const char *reason, int flush)
     plog_debug("conn_closing", "conn=%llu code=%d reason=\"%s\"", (unsigned long long)c->id,
                code, c->close_reason);
     lws_callback_on_writable(c->wsi);
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, GW_CLOSE_BACKSTOP_S);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PARLEY_CLOSE_BACKSTOP_S);
 }

@@ -67,6 +67,7 @@ typedef struct gw_conn {
     unsigned char *rx;
     size_t rx_len, rx_cap;
     int rx_in_msg, rx_binary, rx_skip;
+    int rx_too_large;            /* discarding an oversized message; answered at its end */
     unsigned bad_frames;
 
     /* outbound */

@@ -77,8 +77,12 @@ static int gw_on_receive(gw *g, gw_conn *c, const void *in, size_t len)
     int final = lws_is_final_fragment(c->wsi);
     if (!c->rx_skip) {
         if (len > PARLEY_MAX_FRAME_BYTES - c->rx_len) {
+            /* Read the rest of the message before answering: closing while the client is still
+             * writing makes the kernel reset the socket, and the client never sees the error
+             * and the 1009. A message that never ends is cut by the timeout. */
             c->rx_skip = 1;
-            gw_dispatch_too_large(g, c);
+            c->rx_too_large = 1;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PARLEY_CLOSE_BACKSTOP_S);
         } else if (!c->rx_binary) {
             c->rx_len += len; /* text is refused whole; only its size matters */
         } else if (gw_rx_append(c, in, len) != 0) {
@@ -89,6 +93,10 @@ static int gw_on_receive(gw *g, gw_conn *c, const void *in, size_t len)
     }
     if (final) {
         c->rx_in_msg = 0;
+        if (c->rx_too_large) {
+            c->rx_too_large = 0;
+            gw_dispatch_too_large(g, c);
+        }
         if (!c->rx_skip)
             gw_dispatch_message(g, c, c->rx, c->rx_len, c->rx_binary);
         c->rx_len = 0;
