@@ -27,7 +27,7 @@ expect() { grep -qF -- "$2" <<<"$1" || fail "$3: expected '$2' in: $1"; }
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 30000))
+    p=$((20000 + RANDOM % 12000))  # below the ephemeral range
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
