@@ -14,6 +14,7 @@
 
 #include "limits.h"
 #include "metrics.h"
+#include "service.h"
 #include "parley.pb-c.h"
 
 typedef struct predis predis;
@@ -22,14 +23,8 @@ typedef struct padmin padmin;
 
 /* Configuration; STR fields are owned by pcfg (pcfg_free). */
 typedef struct {
-    char *redis_host;
-    long long redis_port;
-    char *pg;
-    long long pg_pool;
-    long long ingress_shards;
-    char *admin_host;
-    long long admin_port;
-    char *log_level;
+    psvc_backend backend;
+    psvc_admin admin;
     char *fanout_id;
     long long queue_max;
     long long claim_idle_ms;

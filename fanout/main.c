@@ -10,26 +10,14 @@
 #include "config.h"
 #include "fanout.h"
 #include "log.h"
+#include "service.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
 static const pcfg_opt opts[] = {
-    {"redis_host", PCFG_STR, offsetof(pfo_config, redis_host), "127.0.0.1", 0, 0,
-     "Redis host (ingress streams, delivery streams, presence)"},
-    {"redis_port", PCFG_INT, offsetof(pfo_config, redis_port), "6379", 1, 65535, "Redis port"},
-    {"pg", PCFG_STR, offsetof(pfo_config, pg),
-     "host=127.0.0.1 port=5432 dbname=parley user=parley", 0, 0, "PostgreSQL conninfo"},
-    {"pg_pool", PCFG_INT, offsetof(pfo_config, pg_pool), "2", 1, 64,
-     "PostgreSQL connections (one batch call at a time, plus pruning)"},
-    {"ingress_shards", PCFG_INT, offsetof(pfo_config, ingress_shards), "4", 1,
-     PARLEY_INGRESS_SHARDS_MAX, "ingress streams; the same value on every gateway and fanout"},
-    {"admin_host", PCFG_STR, offsetof(pfo_config, admin_host), "127.0.0.1", 0, 0,
-     "admin listener address (/healthz /readyz /metrics)"},
-    {"admin_port", PCFG_INT, offsetof(pfo_config, admin_port), "9102", 0, 65535,
-     "admin listener port; 0 disables it"},
-    {"log_level", PCFG_STR, offsetof(pfo_config, log_level), "info", 0, 0,
-     "debug, info, warn or error"},
+    PSVC_BACKEND_OPTS(pfo_config, backend, "2"),
+    PSVC_ADMIN_OPTS(pfo_config, admin, "9102"),
     {"fanout_id", PCFG_STR, offsetof(pfo_config, fanout_id), NULL, 0, 0,
      "consumer name in the ingress consumer group; unique per process (default hostname-pid)"},
     {"queue_max", PCFG_INT, offsetof(pfo_config, queue_max), STR(PARLEY_QUEUE_MAX_DEFAULT), 1,
@@ -63,13 +51,10 @@ int main(int argc, char **argv)
                         opts, nopts, &cfg, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
-    plog_level level;
-    if (plog_parse_level(cfg.log_level, &level) != 0) {
-        fprintf(stderr, "parley-fanout: log_level must be debug, info, warn or error\n");
+    if (psvc_logging("parley-fanout", "fanout", cfg.admin.log_level) != 0) {
         pcfg_free(opts, nopts, &cfg);
         return 2;
     }
-    plog_init("fanout", level);
 
     char consumer[PARLEY_GATEWAY_ID_MAX + 1];
     if (cfg.fanout_id && strlen(cfg.fanout_id) > PARLEY_GATEWAY_ID_MAX) {

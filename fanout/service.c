@@ -29,7 +29,7 @@ int pfo_start(pfo *f, uv_loop_t *loop, const pfo_config *cfg, const char *consum
     f->loop = loop;
     f->cfg = cfg;
     f->consumer = consumer;
-    f->nshards = (unsigned)cfg->ingress_shards;
+    f->nshards = (unsigned)cfg->backend.ingress_shards;
     /* first, so that pfo_stop can always close them */
     uv_timer_init(loop, &f->retry_timer);
     uv_timer_init(loop, &f->claim_timer);
@@ -42,15 +42,15 @@ int pfo_start(pfo *f, uv_loop_t *loop, const pfo_config *cfg, const char *consum
         return -1;
     }
     pfo_metrics_init(&f->met, f->registry);
-    f->rd_read = predis_new(loop, cfg->redis_host, (int)cfg->redis_port, pfo_consume_on_up, f);
-    f->rd_cmd = predis_new(loop, cfg->redis_host, (int)cfg->redis_port, NULL, NULL);
-    f->pg = ppg_new(loop, cfg->pg, (int)cfg->pg_pool);
+    f->rd_read = predis_new(loop, cfg->backend.redis_host, (int)cfg->backend.redis_port, pfo_consume_on_up, f);
+    f->rd_cmd = predis_new(loop, cfg->backend.redis_host, (int)cfg->backend.redis_port, NULL, NULL);
+    f->pg = ppg_new(loop, cfg->backend.pg, (int)cfg->backend.pg_pool);
     if (!f->rd_read || !f->rd_cmd || !f->pg) {
         plog_error("start_failed", "reason=out_of_memory");
         return -1;
     }
-    if (cfg->admin_port > 0) {
-        f->admin = padmin_start(loop, cfg->admin_host, (int)cfg->admin_port, f->registry,
+    if (cfg->admin.admin_port > 0) {
+        f->admin = padmin_start(loop, cfg->admin.admin_host, (int)cfg->admin.admin_port, f->registry,
                                 pfo_ready, f);
         if (!f->admin)
             return -1; /* padmin_start logged why */

@@ -14,6 +14,7 @@
 #include "gw_send.h"
 #include "keys.h"
 #include "limits.h"
+#include "service.h"
 #include "metrics.h"
 #include "pg.h"
 #include "redis.h"
@@ -24,14 +25,8 @@ typedef struct {
     char *listen_host;
     long long listen_port;
     char *gateway_id;
-    char *redis_host;
-    long long redis_port;
-    char *pg;
-    long long pg_pool;
-    long long ingress_shards;
-    char *admin_host;
-    long long admin_port;
-    char *log_level;
+    psvc_backend backend;
+    psvc_admin admin;
     long long pow_difficulty;
     long long register_rate_per_minute;
     long long outbound_max;

@@ -283,7 +283,7 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     gw_xadd_ctx *x = malloc(sizeof *x);
     char key[PKEYS_MAX];
     if (!buf || !x ||
-        pkeys_ingress(key, pkeys_shard(recipient, (unsigned)g->cfg->ingress_shards)) < 0) {
+        pkeys_ingress(key, pkeys_shard(recipient, (unsigned)g->cfg->backend.ingress_shards)) < 0) {
         free(buf);
         free(x);
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);

@@ -36,19 +36,8 @@ static const pcfg_opt gw_opts[] = {
      "port of the WebSocket listener (path /v1/ws)"},
     {"gateway_id", PCFG_STR, offsetof(gw_cfg, gateway_id), NULL, 0, 0,
      "unique, stable id of this process (default hostname-pid); [A-Za-z0-9._-]"},
-    {"redis_host", PCFG_STR, offsetof(gw_cfg, redis_host), "127.0.0.1", 0, 0, "Redis host"},
-    {"redis_port", PCFG_INT, offsetof(gw_cfg, redis_port), "6379", 1, 65535, "Redis port"},
-    {"pg", PCFG_STR, offsetof(gw_cfg, pg), "host=127.0.0.1 port=5432 dbname=parley user=parley",
-     0, 0, "PostgreSQL conninfo"},
-    {"pg_pool", PCFG_INT, offsetof(gw_cfg, pg_pool), "4", 1, 64, "PostgreSQL connections"},
-    {"ingress_shards", PCFG_INT, offsetof(gw_cfg, ingress_shards), "4", 1,
-     PARLEY_INGRESS_SHARDS_MAX, "ingress streams (the same on every gateway and fanout)"},
-    {"admin_host", PCFG_STR, offsetof(gw_cfg, admin_host), "127.0.0.1", 0, 0,
-     "address of the admin listener (/healthz /readyz /metrics)"},
-    {"admin_port", PCFG_INT, offsetof(gw_cfg, admin_port), "9080", 0, 65535,
-     "port of the admin listener; 0 disables it"},
-    {"log_level", PCFG_STR, offsetof(gw_cfg, log_level), "info", 0, 0,
-     "debug, info, warn or error"},
+    PSVC_BACKEND_OPTS(gw_cfg, backend, "4"),
+    PSVC_ADMIN_OPTS(gw_cfg, admin, "9080"),
     {"pow_difficulty", PCFG_INT, offsetof(gw_cfg, pow_difficulty), "16", 1,
      PARLEY_POW_DIFFICULTY_MAX, "leading zero bits of the registration proof of work"},
     {"register_rate_per_minute", PCFG_INT, offsetof(gw_cfg, register_rate_per_minute), "30", 1,
@@ -204,18 +193,18 @@ static int gw_start(gw_main *m)
         plog_error("startup_failed", "what=delivery_key");
         return -1;
     }
-    if (!(g->pg = ppg_new(g->loop, g->cfg->pg, (int)g->cfg->pg_pool)) ||
-        !(g->redis = predis_new(g->loop, g->cfg->redis_host, (int)g->cfg->redis_port,
+    if (!(g->pg = ppg_new(g->loop, g->cfg->backend.pg, (int)g->cfg->backend.pg_pool)) ||
+        !(g->redis = predis_new(g->loop, g->cfg->backend.redis_host, (int)g->cfg->backend.redis_port,
                                 gw_presence_on_up, g)) ||
-        !(g->redis_block = predis_new(g->loop, g->cfg->redis_host, (int)g->cfg->redis_port,
+        !(g->redis_block = predis_new(g->loop, g->cfg->backend.redis_host, (int)g->cfg->backend.redis_port,
                                       gw_events_on_up, g))) {
         plog_error("startup_failed", "what=backends");
         return -1;
     }
     if (gw_server_start(g) != 0)
         return -1;
-    if (g->cfg->admin_port > 0) {
-        g->admin = padmin_start(g->loop, g->cfg->admin_host, (int)g->cfg->admin_port, g->metrics,
+    if (g->cfg->admin.admin_port > 0) {
+        g->admin = padmin_start(g->loop, g->cfg->admin.admin_host, (int)g->cfg->admin.admin_port, g->metrics,
                                 gw_ready, g);
         if (!g->admin)
             return -1;
@@ -243,13 +232,10 @@ int main(int argc, char **argv)
         pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
         return rc > 0 ? 0 : 2;
     }
-    plog_level level;
-    if (plog_parse_level(m.cfg.log_level, &level) != 0) {
-        fprintf(stderr, "parley-gateway: log_level: expected debug, info, warn or error\n");
+    if (psvc_logging("parley-gateway", "gateway", m.cfg.admin.log_level) != 0) {
         pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
         return 2;
     }
-    plog_init("gateway", level);
     if (m.cfg.gateway_id) {
         if (!gw_id_valid(m.cfg.gateway_id)) {
             fprintf(stderr, "parley-gateway: gateway_id: 1..%d of [A-Za-z0-9._-]\n",
@@ -271,8 +257,8 @@ int main(int argc, char **argv)
     g->loop = &m.loop;
     g->cfg = &m.cfg;
     plog_info("starting", "gateway_id=%s listen=%s:%lld admin_port=%lld ingress_shards=%lld",
-              g->id, m.cfg.listen_host, m.cfg.listen_port, m.cfg.admin_port,
-              m.cfg.ingress_shards);
+              g->id, m.cfg.listen_host, m.cfg.listen_port, m.cfg.admin.admin_port,
+              m.cfg.backend.ingress_shards);
 
     int exit_code = 0;
     if (gw_start(&m) != 0) {
