@@ -228,21 +228,30 @@ out:
     free(x);
 }
 
-void gw_auth_answer(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
+/* Consumes the connection's challenge for an AuthAnswer or Register: single use, whatever the
+ * outcome. Returns -1 when the request was already answered (draining, or no challenge). */
+static int gw_auth_take_challenge(gw *g, gw_conn *c, uint64_t rid)
 {
-    const Parley__V1__AuthAnswer *a = f->auth;
-    uint64_t rid = f->request_id;
     if (g->draining) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
                            "gateway is shutting down", 0);
         gw_conn_close(g, c, 1001, "going away", 1);
-        return;
+        return -1;
     }
     if (!c->has_challenge || c->state != GW_CONN_OPEN) {
         gw_auth_fail(g, c, rid, "challenge already used");
-        return;
+        return -1;
     }
-    c->has_challenge = 0; /* single use, whatever the outcome */
+    c->has_challenge = 0;
+    return 0;
+}
+
+void gw_auth_answer(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
+{
+    const Parley__V1__AuthAnswer *a = f->auth;
+    uint64_t rid = f->request_id;
+    if (gw_auth_take_challenge(g, c, rid) != 0)
+        return;
 
     gw_auth_ctx *x = calloc(1, sizeof *x);
     if (!x) {
@@ -423,17 +432,8 @@ void gw_auth_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 {
     const Parley__V1__Register *r = f->register_;
     uint64_t rid = f->request_id;
-    if (g->draining) {
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
-                           "gateway is shutting down", 0);
-        gw_conn_close(g, c, 1001, "going away", 1);
+    if (gw_auth_take_challenge(g, c, rid) != 0)
         return;
-    }
-    if (!c->has_challenge || c->state != GW_CONN_OPEN) {
-        gw_auth_fail(g, c, rid, "challenge already used");
-        return;
-    }
-    c->has_challenge = 0;
 
     if (r->account_key.len != 32 || r->device_signing_key.len != 32 ||
         r->device_identity_key.len != 32 || r->account_signature.len != 64 ||
