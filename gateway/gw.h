@@ -31,6 +31,8 @@ typedef struct {
     long long register_rate_per_minute;
     long long outbound_max;
     long long drain_timeout_ms;
+    char *tls_cert; /* PEM certificate chain; TLS is off when unset */
+    char *tls_key;
 } gw_cfg;
 
 typedef struct gw {

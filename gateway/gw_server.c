@@ -227,6 +227,13 @@ int gw_server_start(gw *g)
     info.retry_and_idle_policy = &gw_retry;
     info.timeout_secs = 10; /* handshake */
     info.vhost_name = GW_VHOST;
+    /* TLS in the gateway is optional: production usually terminates it in front */
+    int tls = g->cfg->tls_cert && g->cfg->tls_cert[0];
+    if (tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = g->cfg->tls_cert;
+        info.ssl_private_key_filepath = g->cfg->tls_key;
+    }
     /* with IPv6 enabled lws 4.1 ignores an IPv4 iface and listens on every address */
     struct in_addr v4;
     if (g->cfg->listen_host && inet_pton(AF_INET, g->cfg->listen_host, &v4) == 1)
@@ -243,8 +250,8 @@ int gw_server_start(gw *g)
                    g->cfg->listen_host, g->cfg->listen_port);
         return -1;
     }
-    plog_info("listening", "host=%s port=%lld path=%s protocol=%s", g->cfg->listen_host,
-              g->cfg->listen_port, GW_WS_PATH, GW_WS_PROTOCOL);
+    plog_info("listening", "host=%s port=%lld path=%s protocol=%s tls=%s", g->cfg->listen_host,
+              g->cfg->listen_port, GW_WS_PATH, GW_WS_PROTOCOL, tls ? "on" : "off");
     return 0;
 }
 

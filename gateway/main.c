@@ -47,6 +47,10 @@ static const pcfg_opt gw_opts[] = {
      "unsent bytes per connection before it is closed with 4002"},
     {"drain_timeout_ms", PCFG_INT, offsetof(gw_cfg, drain_timeout_ms), "10000", 0, 600000,
      "on SIGTERM, how long to wait for pending send answers"},
+    {"tls_cert", PCFG_STR, offsetof(gw_cfg, tls_cert), NULL, 0, 0,
+     "PEM certificate (chain) file: serve wss:// directly; unset = plain ws:// (TLS in front)"},
+    {"tls_key", PCFG_STR, offsetof(gw_cfg, tls_key), NULL, 0, 0,
+     "PEM private key file for tls_cert"},
 };
 
 typedef enum { GW_RUNNING, GW_WAIT_SENDS, GW_CLOSING, GW_EXITING } gw_phase;
@@ -233,6 +237,11 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     if (psvc_logging("parley-gateway", "gateway", m.cfg.admin.log_level) != 0) {
+        pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+        return 2;
+    }
+    if ((m.cfg.tls_cert && m.cfg.tls_cert[0]) != (m.cfg.tls_key && m.cfg.tls_key[0])) {
+        fprintf(stderr, "parley-gateway: tls_cert and tls_key must be set together\n");
         pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
         return 2;
     }
