@@ -320,6 +320,51 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
+struct pfo_backlog {
+    pfo *f;
+    unsigned shard;
+};
+
+static void backlog_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct pfo_backlog *x = privdata;
+    pfo *f = x->f;
+    unsigned shard = x->shard;
+    free(x);
+    redisReply *reply = r;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        return;
+    if (!f->met.backlog[shard]) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "shard=\"%u\"", shard);
+        f->met.backlog[shard] = pmetrics_gauge(
+            f->registry, "parley_fanout_ingress_backlog",
+            "Entries in an ingress stream: not yet read, or read and not yet acked.", labels);
+    }
+    pmet_set(f->met.backlog[shard], (double)reply->integer);
+}
+
+/* Processed entries are deleted, so a stream's length is its backlog: what operators alert on
+ * when fanout falls behind or stalls. */
+void pfo_consume_backlog(pfo *f)
+{
+    if (f->stopping || !predis_up(f->rd_cmd))
+        return;
+    for (unsigned i = 0; i < f->nshards && i < PARLEY_INGRESS_SHARDS_MAX; i++) {
+        struct pfo_backlog *x = malloc(sizeof *x);
+        if (!x)
+            return;
+        *x = (struct pfo_backlog){f, i};
+        const char *argv[] = {"XLEN", f->streams[i]};
+        size_t lens[] = {4, strlen(f->streams[i])};
+        if (predis_cmd(f->rd_cmd, backlog_cb, x, 2, argv, lens) != 0) {
+            free(x);
+            return;
+        }
+    }
+}
+
 void pfo_consume_claim(pfo *f)
 {
     /* claimed entries would only wait here for a PostgreSQL that is not reachable */

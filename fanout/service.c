@@ -15,6 +15,7 @@
 static void claim_tick(uv_timer_t *t)
 {
     pfo_consume_claim(t->data);
+    pfo_consume_backlog(t->data);
 }
 
 /* the slow housekeeping: old idempotency records, consumers of exited fanouts */
