@@ -66,6 +66,9 @@ struct ppg {
     int next_conn;   /* round-robin start for dispatch */
     int handles;     /* open uv handles; p is freed when it drops to 0 after close */
     int closing;
+    /* ppg_query dispatches from here, never inline, so a callback never runs before
+     * ppg_query has returned (callers finish their bookkeeping first) */
+    uv_timer_t kick;
 };
 
 static void ppg_start_connect(ppg_conn *c);
@@ -481,6 +484,9 @@ ppg *ppg_new(uv_loop_t *loop, const char *conninfo, int nconns)
     }
     p->loop = loop;
     p->nconns = nconns;
+    uv_timer_init(loop, &p->kick);
+    p->kick.data = p;
+    p->handles++;
     for (int i = 0; i < nconns; i++) {
         ppg_conn *c = &p->conns[i];
         c->p = p;
@@ -494,6 +500,13 @@ ppg *ppg_new(uv_loop_t *loop, const char *conninfo, int nconns)
     for (int i = 0; i < nconns; i++)
         ppg_start_connect(&p->conns[i]);
     return p;
+}
+
+static void ppg_kick_cb(uv_timer_t *t)
+{
+    ppg *p = t->data;
+    if (!p->closing)
+        ppg_dispatch(p);
 }
 
 static char *ppg_dup(const void *src, size_t n)
@@ -546,11 +559,11 @@ int ppg_query(ppg *p, const char *sql, int nparams, const char *const *values,
         p->head = it;
     p->tail = it;
     p->queued++;
-    ppg_dispatch(p);
+    if (!uv_is_active((uv_handle_t *)&p->kick))
+        uv_timer_start(&p->kick, ppg_kick_cb, 0, 0);
     return 0;
 oom:
-    plog_error("pg_query_failed", "reason=out_of_memory");
-    ppg_item_free(it);
+    ppg_item_free(it); /* the caller logs: it knows what failed */
     return -1;
 }
 
@@ -574,6 +587,8 @@ void ppg_close(ppg *p)
     p->closing = 1;
     /* first tear everything down, then run the callbacks, so that a callback sees a closed pool */
     ppg_item *inflight = NULL;
+    uv_timer_stop(&p->kick);
+    uv_close((uv_handle_t *)&p->kick, ppg_handle_closed);
     for (int i = 0; i < p->nconns; i++) {
         ppg_conn *c = &p->conns[i];
         ppg_poll_drop(c);

@@ -23,8 +23,9 @@ typedef void (*ppg_cb)(PGresult *res, const char *err, void *ud);
  * Until the first connection is up ppg_up() is 0 and ppg_query returns -1. */
 ppg *ppg_new(uv_loop_t *loop, const char *conninfo, int nconns);
 /* Queues a query. Parameter values are copied. formats/lengths may be NULL (all text).
- * Returns 0 when queued (cb will run), -1 when no connection is up or PARLEY_PG_QUEUE_MAX
- * queries are waiting (cb will not run). */
+ * Returns 0 when queued (cb will run, always later from the loop, never inside this call),
+ * -1 when no connection is up, PARLEY_PG_QUEUE_MAX queries are waiting, or memory ran out
+ * (cb will not run; nothing is logged: the caller says what failed). */
 int ppg_query(ppg *p, const char *sql, int nparams, const char *const *values,
               const int *lengths, const int *formats, int result_binary, ppg_cb cb, void *ud);
 /* Number of connections currently up. */
