@@ -161,7 +161,9 @@ static void flush_cb(uv_timer_t *t)
 
 /* ---- sender keys ---------------------------------------------------------------------- */
 
-static void store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceList *dl)
+/* Returns -1 when out of memory: the caller retries, never treats the sender as unknown (that
+ * would ack, and so delete, a message it could open later). */
+static int store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceList *dl)
 {
     sender *s = find_sender(r, name);
 
@@ -169,7 +171,7 @@ static void store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceL
         s = calloc(1, sizeof *s);
         if (!s || !(s->name = strdup(name))) {
             free(s);
-            return;
+            return -1;
         }
         s->next = r->senders;
         r->senders = s;
@@ -183,6 +185,7 @@ static void store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceL
         memcpy(s->keys[s->n], d->identity_key.data, 32);
         s->n++;
     }
+    return 0;
 }
 
 static void on_lookup(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
@@ -197,14 +200,15 @@ static void on_lookup(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_sta
     r->lookup_pending = 0;
     if (!f || !x)
         return; /* connection gone: session_down clears the queue */
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES) {
-        store_sender(r, x->e->sender, f->devices);
-    } else if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error &&
-               f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
-        store_sender(r, x->e->sender, NULL);
-    } else {
-        /* the server could not answer now: try again rather than drop a message we could
-         * open later */
+    int stored = -1;
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES)
+        stored = store_sender(r, x->e->sender, f->devices);
+    else if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error &&
+             f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT)
+        stored = store_sender(r, x->e->sender, NULL);
+    if (stored != 0) {
+        /* the server could not answer now, or memory ran out: try again rather than drop a
+         * message we could open later */
         x->looked_up = 0;
         r->lookup_pending = 1;
         r->lookup_retry = 1;

@@ -255,13 +255,14 @@ static int pcfg_apply(const char *prog, const pcfg_opt *opts, size_t nopts, void
                       char **argv)
 {
     /* 1. defaults; fields start uninitialised, so nothing is freed here */
+    for (size_t i = 0; i < nopts; i++)
+        if (opts[i].type == PCFG_STR)
+            *(char **)(void *)((char *)cfg + opts[i].offset) = NULL;
     for (size_t i = 0; i < nopts; i++) {
         if (strlen(opts[i].name) > PCFG_NAME_MAX) {
             fprintf(stderr, "%s: option name too long: %s\n", prog, opts[i].name);
             return -1;
         }
-        if (opts[i].type == PCFG_STR)
-            *(char **)(void *)((char *)cfg + opts[i].offset) = NULL;
     }
     for (size_t i = 0; i < nopts; i++) {
         pcfg_src src = {prog, "default of", opts[i].name, 0};

@@ -213,10 +213,7 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
     c->auth_queued = queue_len > 0 ? (uint64_t)queue_len : 0;
     c->state = GW_CONN_AUTHED;
     gw_conn_auth_list_remove(g, c);
-    if (gw_conns_bind_device(&g->conns, c) != 0) {
-        gw_auth_unavailable(g, c, x->request_id);
-        goto out;
-    }
+    gw_conns_bind_device(&g->conns, c);
     pmet_add(g->m.authenticated, 1);
     pmet_inc(g->m.auth_ok, 1);
     plog_info("auth_ok", "conn=%llu account=%s device=%" PRIu32 " queued=%d",

@@ -176,10 +176,11 @@ static void gw_conns_remove(gw_conns *t, gw_conn *c)
     }
 }
 
-int gw_conns_bind_device(gw_conns *t, gw_conn *c)
+void gw_conns_bind_device(gw_conns *t, gw_conn *c)
 {
     if (c->in_dev_table)
-        return 0;
+        return;
+    /* a table that cannot grow still works (chains get longer), so growth failure is no error */
     if (t->dev_count + 1 > t->dev_cap)
         (void)gw_conns_grow_dev(t);
     size_t b = gw_hash_dev(c->account, c->device_id) & (t->dev_cap - 1);
@@ -187,7 +188,6 @@ int gw_conns_bind_device(gw_conns *t, gw_conn *c)
     t->by_dev[b] = c;
     c->in_dev_table = 1;
     t->dev_count++;
-    return 0;
 }
 
 void gw_conns_unbind_device(gw_conns *t, gw_conn *c)

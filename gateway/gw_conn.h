@@ -104,8 +104,8 @@ void gw_conns_free(gw_conns *t);
 gw_conn *gw_conns_get(const gw_conns *t, uint64_t id);
 gw_conn *gw_conns_device(const gw_conns *t, const char *account, uint32_t device_id);
 /* Binds c (account and device_id set) in the device table; a previous holder must be unbound
- * first. Returns -1 on OOM. */
-int gw_conns_bind_device(gw_conns *t, gw_conn *c);
+ * first. */
+void gw_conns_bind_device(gw_conns *t, gw_conn *c);
 void gw_conns_unbind_device(gw_conns *t, gw_conn *c);
 /* Calls fn for every connection; fn must not add or destroy connections. */
 void gw_conns_each(const gw_conns *t, void (*fn)(gw_conn *c, void *ud), void *ud);

@@ -239,8 +239,10 @@ void gw_events_on_up(predis *r, void *ud)
     /* first connect: start after the newest existing entry ("$" without the gap between two
      * XREAD calls) */
     gw_ev_ctx *x = malloc(sizeof *x);
-    if (!x)
+    if (!x) {
+        gw_events_retry_later(g);
         return;
+    }
     x->g = g;
     x->gen = g->events.gen;
     const char *argv[] = {"XREVRANGE", g->delivery_key, "+", "-", "COUNT", "1"};
