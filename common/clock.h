@@ -1,5 +1,5 @@
 /* clock.h: wall-clock milliseconds (for timestamps that cross processes) and monotonic
- * milliseconds (for timeouts and latency within one process). */
+ * microseconds (for timeouts and latency within one process). */
 #ifndef PARLEY_CLOCK_H
 #define PARLEY_CLOCK_H
 

@@ -180,8 +180,8 @@ void pfo_consume_on_up(predis *r, void *ud);     /* rd_read (re)connected: (re)c
 void pfo_consume_next(pfo *f);         /* reads the next batch when idle */
 void pfo_consume_retry(pfo *f, uint64_t delay_ms);
 void pfo_consume_claim(pfo *f);        /* one XAUTOCLAIM round over every stream */
-void pfo_consume_forget(pfo *f);
-void pfo_consume_backlog(pfo *f);     /* XLEN of every stream into the backlog gauges */       /* drops long-silent consumers with nothing pending */
+void pfo_consume_forget(pfo *f);       /* drops long-silent consumers with nothing pending */
+void pfo_consume_backlog(pfo *f);      /* XLEN of every stream into the backlog gauges */
 
 /* batch.c */
 struct pfo_batch {

@@ -228,6 +228,7 @@ int pfo_frame_reply(const Parley__V1__InternalSend *s, const char *recipient, in
     parley__v1__server_frame__pack(&sf, frame);
     Parley__V1__InternalReply rep = PARLEY__V1__INTERNAL_REPLY__INIT;
     rep.conn_id = s->conn_id;
+    rep.request_id = sf.request_id;
     rep.frame.data = frame;
     rep.frame.len = flen;
     Parley__V1__InternalEvent ev = PARLEY__V1__INTERNAL_EVENT__INIT;

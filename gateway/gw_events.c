@@ -28,17 +28,12 @@ static void gw_events_read(gw *g);
 static void gw_events_reply(gw *g, const Parley__V1__InternalReply *r)
 {
     gw_conn *c = gw_conns_get(&g->conns, r->conn_id);
-    uint64_t rid, latency_us;
+    uint64_t latency_us;
     if (!c || c->close_code) {
         pmet_inc(g->m.send_late_replies, 1);
         return;
     }
-    if (gw_frame_request_id(r->frame.data, r->frame.len, &rid) != 0) {
-        pmet_inc(g->m.events_bad, 1);
-        plog_warn("delivery_bad_reply", "conn=%llu", (unsigned long long)c->id);
-        return;
-    }
-    if (gw_send_answered(g, c, rid, &latency_us) != 0) {
+    if (gw_send_answered(g, c, r->request_id, &latency_us) != 0) {
         /* already answered UNAVAILABLE (timeout): the client resends with the same client_id */
         pmet_inc(g->m.send_late_replies, 1);
         return;

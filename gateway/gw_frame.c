@@ -64,59 +64,6 @@ gw_out *gw_frame_error(uint64_t request_id, Parley__V1__ErrorCode code, const ch
     return gw_frame_pack(&sf);
 }
 
-static int gw_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
-            return -1;
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-int gw_frame_request_id(const uint8_t *buf, size_t len, uint64_t *out)
-{
-    const uint8_t *p = buf, *end = buf + len;
-    *out = 0;
-    while (p < end) {
-        uint64_t tag, v;
-        if (gw_varint(&p, end, &tag))
-            return -1;
-        switch (tag & 7) {
-        case 0:
-            if (gw_varint(&p, end, &v))
-                return -1;
-            if ((tag >> 3) == 1)
-                *out = v; /* last occurrence wins, as in protobuf */
-            break;
-        case 1:
-            if ((size_t)(end - p) < 8)
-                return -1;
-            p += 8;
-            break;
-        case 2:
-            if (gw_varint(&p, end, &v) || v > (uint64_t)(end - p))
-                return -1;
-            p += v;
-            break;
-        case 5:
-            if ((size_t)(end - p) < 4)
-                return -1;
-            p += 4;
-            break;
-        default:
-            return -1;
-        }
-    }
-    return 0;
-}
-
 const char *gw_frame_error_name(Parley__V1__ErrorCode code)
 {
     const ProtobufCEnumValue *v =

@@ -30,10 +30,6 @@ gw_out *gw_frame_raw(const uint8_t *bytes, size_t len);
 gw_out *gw_frame_error(uint64_t request_id, Parley__V1__ErrorCode code, const char *message,
                        uint32_t retry_after_ms);
 
-/* Reads field 1 (request_id) of a packed ServerFrame; 0 when absent. Returns -1 when the bytes
- * are not well-formed protobuf at the top level. */
-int gw_frame_request_id(const uint8_t *buf, size_t len, uint64_t *out);
-
 /* "BAD_FRAME" etc.; "UNKNOWN" for values outside the enum. */
 const char *gw_frame_error_name(Parley__V1__ErrorCode code);
 

@@ -78,8 +78,12 @@ static Parley__V1__ServerFrame *reply_frame(const uint8_t *buf, size_t len, uint
     assert_int_equal(ev->reply->conn_id, conn);
     Parley__V1__ServerFrame *f =
         parley__v1__server_frame__unpack(NULL, ev->reply->frame.len, ev->reply->frame.data);
+    uint64_t rid = ev->reply->request_id;
     parley__v1__internal_event__free_unpacked(ev, NULL);
     assert_non_null(f);
+    /* the gateway matches its pending send by this copy, so it must equal the frame's */
+    assert_true(rid == f->request_id);
+    assert_true(rid != 0);
     return f;
 }
 

@@ -230,50 +230,11 @@ static void test_error_frame(void **state)
     assert_string_equal(sf->error->message, "slow down");
     assert_int_equal(sf->error->retry_after_ms, 1500);
     parley__v1__server_frame__free_unpacked(sf, NULL);
-
-    uint64_t rid = 1;
-    assert_int_equal(gw_frame_request_id(gw_out_payload(o), o->len, &rid), 0);
-    assert_int_equal(rid, 99);
-    gw_out_free(o);
-
-    o = gw_frame_error(0, PARLEY__V1__ERROR_CODE__BAD_FRAME, NULL, 0);
-    assert_non_null(o);
-    assert_int_equal(gw_frame_request_id(gw_out_payload(o), o->len, &rid), 0);
-    assert_int_equal(rid, 0);
     gw_out_free(o);
 
     assert_string_equal(gw_frame_error_name(PARLEY__V1__ERROR_CODE__FRAME_TOO_LARGE),
                         "FRAME_TOO_LARGE");
     assert_string_equal(gw_frame_error_name((Parley__V1__ErrorCode)999), "UNKNOWN");
-}
-
-static void test_request_id_scan(void **state)
-{
-    (void)state;
-    /* a SendResult with a large request id, as fanout packs it */
-    Parley__V1__Stored st = PARLEY__V1__STORED__INIT, *stp = &st;
-    st.device_id = 3;
-    st.envelope_id = 123456789;
-    Parley__V1__SendResult sr = PARLEY__V1__SEND_RESULT__INIT;
-    sr.stored = &stp;
-    sr.n_stored = 1;
-    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
-    sf.request_id = UINT64_MAX - 5;
-    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT;
-    sf.send_result = &sr;
-    uint8_t buf[128];
-    size_t n = parley__v1__server_frame__pack(&sf, buf);
-    uint64_t rid = 0;
-    assert_int_equal(gw_frame_request_id(buf, n, &rid), 0);
-    assert_true(rid == UINT64_MAX - 5);
-    assert_int_equal(gw_frame_request_id(buf, n - 1, &rid), -1); /* cut inside a field */
-    const uint8_t bad_wire[] = {0x0b};                             /* wire type 3 */
-    assert_int_equal(gw_frame_request_id(bad_wire, sizeof bad_wire, &rid), -1);
-    const uint8_t fixed[] = {0x11, 1, 2, 3, 4, 5, 6, 7, 8, 0x08, 0x2a}; /* fixed64 then rid 42 */
-    assert_int_equal(gw_frame_request_id(fixed, sizeof fixed, &rid), 0);
-    assert_int_equal(rid, 42);
-    assert_int_equal(gw_frame_request_id(buf, 0, &rid), 0);
-    assert_int_equal(rid, 0);
 }
 
 /* ---- outbound accounting ------------------------------------------------------------------ */
@@ -558,8 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_valid),      cmocka_unit_test(test_send_invalid),
         cmocka_unit_test(test_decode_ok),       cmocka_unit_test(test_decode_bad),
-        cmocka_unit_test(test_decode_many_ids), cmocka_unit_test(test_error_frame),
-        cmocka_unit_test(test_request_id_scan), cmocka_unit_test(test_outq),
+        cmocka_unit_test(test_decode_many_ids), cmocka_unit_test(test_error_frame), cmocka_unit_test(test_outq),
         cmocka_unit_test(test_presence_parse),  cmocka_unit_test(test_ack_batch),
         cmocka_unit_test(test_ack_units),       cmocka_unit_test(test_send_bucket),
         cmocka_unit_test(test_pending_orphans), cmocka_unit_test(test_rate_subject),
