@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "sendcheck.h"
 
 void pfo_result_clear(pfo_result *r)
 {
@@ -20,25 +21,14 @@ void pfo_result_clear(pfo_result *r)
 static int check_send(pfo_entry *e)
 {
     const Parley__V1__InternalSend *m = e->msg;
-    const Parley__V1__Send *s = m->send;
-    if (!s || pauth_name_normalize(m->sender, e->sender) != 0 ||
-        pauth_name_normalize(s->recipient, e->recipient) != 0)
+    if (pauth_name_normalize(m->sender, e->sender) != 0)
         return -1;
     /* ids travel as PostgreSQL integer: larger ones cannot name a device */
-    if (m->sender_device == 0 || m->sender_device > INT32_MAX || s->client_id == 0 ||
-        s->n_envelopes == 0 || s->n_envelopes > PARLEY_MAX_ENVELOPES_PER_SEND)
+    if (m->sender_device == 0 || m->sender_device > INT32_MAX)
         return -1;
-    for (size_t i = 0; i < s->n_envelopes; i++) {
-        const Parley__V1__OutEnvelope *o = s->envelopes[i];
-        if (o->device_id == 0 || o->device_id > INT32_MAX || o->registration_id == 0 ||
-            o->registration_id > INT32_MAX || o->content.len == 0 ||
-            o->content.len > PARLEY_MAX_ENVELOPE_BYTES)
-            return -1;
-        for (size_t j = 0; j < i; j++)
-            if (s->envelopes[j]->device_id == o->device_id)
-                return -1;
-    }
-    return 0;
+    return psend_validate(m->send, e->recipient, NULL) == PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED
+               ? 0
+               : -1;
 }
 
 int pfo_entry_decode(pfo_entry *e, const uint8_t *data, size_t len)

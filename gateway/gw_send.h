@@ -43,11 +43,6 @@ typedef struct {
     uint64_t last_us;
 } gw_send_bucket;
 
-/* Checks the bounds of a Send. On success returns PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED
- * and writes the normalised recipient; otherwise the error code to answer with (*why says
- * which check failed, a static string). Pure. */
-Parley__V1__ErrorCode gw_send_validate(const Parley__V1__Send *s,
-                                       char recipient[PARLEY_NAME_MAX + 1], const char **why);
 
 /* The bucket starts full (PARLEY_SEND_BURST sends). */
 void gw_send_bucket_init(gw_send_bucket *b, uint64_t now_us);

@@ -19,6 +19,7 @@
 #include "gw_outq.h"
 #include "gw_presence.h"
 #include "gw_send.h"
+#include "sendcheck.h"
 
 /* ---- Send validation ---------------------------------------------------------------------- */
 
@@ -50,7 +51,7 @@ static void fixture_init(send_fixture *f, size_t n)
 static Parley__V1__ErrorCode validate(send_fixture *f, char out[PARLEY_NAME_MAX + 1])
 {
     const char *why = NULL;
-    Parley__V1__ErrorCode c = gw_send_validate(&f->send, out, &why);
+    Parley__V1__ErrorCode c = psend_validate(&f->send, out, &why);
     if (c != PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED)
         assert_non_null(why);
     return c;
@@ -75,7 +76,7 @@ static void test_send_invalid(void **state)
     static send_fixture f;
     char rcpt[PARLEY_NAME_MAX + 1];
 
-    assert_int_equal(gw_send_validate(NULL, rcpt, NULL), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
+    assert_int_equal(psend_validate(NULL, rcpt, NULL), PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT);
 
     fixture_init(&f, 1);
     f.send.client_id = 0;
