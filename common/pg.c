@@ -618,3 +618,17 @@ void ppg_close(ppg *p)
     }
     ppg_fail_queue(p, "pool closing");
 }
+
+const char *ppg_sqlstate(const PGresult *r)
+{
+    const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+const char *ppg_why(const PGresult *r, const char *err)
+{
+    if (err)
+        return err;
+    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    return m ? m : "unknown error";
+}

@@ -28,6 +28,10 @@ ppg *ppg_new(uv_loop_t *loop, const char *conninfo, int nconns);
  * (cb will not run; nothing is logged: the caller says what failed). */
 int ppg_query(ppg *p, const char *sql, int nparams, const char *const *values,
               const int *lengths, const int *formats, int result_binary, ppg_cb cb, void *ud);
+/* SQLSTATE of a failed result, "" if none. */
+const char *ppg_sqlstate(const PGresult *r);
+/* One-line reason for logs: err when set, else the result's primary error message. */
+const char *ppg_why(const PGresult *r, const char *err);
 /* Number of connections currently up. */
 int ppg_up(const ppg *p);
 /* Queries queued or running. */

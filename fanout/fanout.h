@@ -1,7 +1,7 @@
 /* fanout.h: the fanout service's shared types. A fanout reads sends from the ingress streams
  * (consume.c), stores each batch with one PostgreSQL call (store.c), answers the senders and
  * pushes to the recipients' gateways (route.c), then acks the batch. batch.c runs that pipeline
- * one batch at a time; frames.c and pgbin.c are the pure encoders and decoders it uses.
+ * one batch at a time; frames.c holds the pure encoders and decoders it uses.
  * Module prefix: pfo_. */
 #ifndef PARLEY_FANOUT_H
 #define PARLEY_FANOUT_H
@@ -14,6 +14,7 @@
 
 #include "limits.h"
 #include "metrics.h"
+#include "pgbin.h"
 #include "service.h"
 #include "parley.pb-c.h"
 
@@ -134,16 +135,6 @@ int pfo_presence_gateway(const char *val, size_t len, char out[PARLEY_GATEWAY_ID
  * the entry can be answered (possibly with PFO_INVALID in e->res), -1 when it is malformed
  * (undecodable or without a usable reply address). */
 int pfo_entry_decode(pfo_entry *e, const uint8_t *data, size_t len);
-
-/* pgbin.c: PostgreSQL binary result values */
-int pfo_bin_i32(const char *v, int len, int32_t *out);
-int pfo_bin_i64(const char *v, int len, int64_t *out);
-/* One-dimensional int4 / int8 arrays; NULL elements are errors. Returns the element count
- * (<= max), or -1 when malformed or longer than max. */
-long pfo_bin_i32_array(const char *v, int len, uint32_t *out, size_t max);
-long pfo_bin_i64_array(const char *v, int len, uint64_t *out, size_t max);
-/* bytea[]: element i at out[i] (pointing into v) with length lens[i]. */
-long pfo_bin_bytea_array(const char *v, int len, const char **out, size_t *lens, size_t max);
 
 /* store.c */
 typedef struct {

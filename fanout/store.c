@@ -156,7 +156,7 @@ static int col_i32s(const PGresult *res, int row, int col, uint32_t *out, size_t
     *n = 0;
     if (PQgetisnull(res, row, col))
         return 0;
-    long k = pfo_bin_i32_array(PQgetvalue(res, row, col), PQgetlength(res, row, col), out,
+    long k = ppgbin_i32_array(PQgetvalue(res, row, col), PQgetlength(res, row, col), out,
                                PFO_LIST_MAX);
     if (k < 0)
         return -1;
@@ -169,7 +169,7 @@ static int col_i64s(const PGresult *res, int row, int col, uint64_t *out, size_t
     *n = 0;
     if (PQgetisnull(res, row, col))
         return 0;
-    long k = pfo_bin_i64_array(PQgetvalue(res, row, col), PQgetlength(res, row, col), out,
+    long k = ppgbin_i64_array(PQgetvalue(res, row, col), PQgetlength(res, row, col), out,
                                PFO_LIST_MAX);
     if (k < 0)
         return -1;
@@ -201,7 +201,7 @@ static int parse_row(const PGresult *res, int row, pfo_result *r)
         return -1;
     if (!PQgetisnull(res, row, C_CREATED)) {
         int64_t created;
-        if (pfo_bin_i64(PQgetvalue(res, row, C_CREATED), PQgetlength(res, row, C_CREATED),
+        if (ppgbin_i64(PQgetvalue(res, row, C_CREATED), PQgetlength(res, row, C_CREATED),
                         &created))
             return -1;
         r->created_ms = (uint64_t)created;
@@ -216,7 +216,7 @@ static int parse_row(const PGresult *res, int row, pfo_result *r)
         return -1;
     nc = 0;
     if (!PQgetisnull(res, row, C_QCONTENT)) {
-        long k = pfo_bin_bytea_array(PQgetvalue(res, row, C_QCONTENT),
+        long k = ppgbin_bytea_array(PQgetvalue(res, row, C_QCONTENT),
                                      PQgetlength(res, row, C_QCONTENT), content, clen,
                                      PFO_LIST_MAX);
         if (k < 0)
@@ -251,7 +251,7 @@ int pfo_store_parse(const PGresult *res, pfo_entry *const *sends, size_t n)
     for (int row = 0; rc == 0 && row < PQntuples(res); row++) {
         int32_t idx;
         if (PQgetisnull(res, row, C_SEND) || PQgetisnull(res, row, C_STATUS) ||
-            pfo_bin_i32(PQgetvalue(res, row, C_SEND), PQgetlength(res, row, C_SEND), &idx) ||
+            ppgbin_i32(PQgetvalue(res, row, C_SEND), PQgetlength(res, row, C_SEND), &idx) ||
             idx < 0 || (size_t)idx >= n || sends[idx]->res.status != PFO_STATUS_COUNT) {
             rc = -1;
             break;

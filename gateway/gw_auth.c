@@ -12,7 +12,7 @@
 #include "gw.h"
 #include "gw_drain.h"
 #include "gw_frame.h"
-#include "gw_pg.h"
+#include "pgbin.h"
 #include "gw_presence.h"
 #include "keys.h"
 #include "log.h"
@@ -174,7 +174,7 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         char q[256];
         plog_error("auth_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                   plog_q(q, sizeof q, gw_pg_why(res, err)));
+                   plog_q(q, sizeof q, ppg_why(res, err)));
         gw_auth_unavailable(g, c, x->request_id);
         goto out;
     }
@@ -186,8 +186,8 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
         gw_auth_fail(g, c, x->request_id, "unknown account or device");
         goto out;
     }
-    if (gw_pg_i64(res, 0, 0, &account_id) || gw_pg_bytes(res, 0, 1, &pk, &pklen) ||
-        pklen != 32 || gw_pg_i32(res, 0, 2, &queue_len)) {
+    if (ppgbin_cell_i64(res, 0, 0, &account_id) || ppgbin_cell_bytes(res, 0, 1, &pk, &pklen) ||
+        pklen != 32 || ppgbin_cell_i32(res, 0, 2, &queue_len)) {
         plog_error("auth_lookup_bad_row", "conn=%llu", (unsigned long long)c->id);
         gw_auth_unavailable(g, c, x->request_id);
         goto out;
@@ -324,20 +324,20 @@ static void gw_reg_insert_cb(PGresult *res, const char *err, void *ud)
     if (!res) {
         char q[256];
         plog_error("register_insert_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                   plog_q(q, sizeof q, gw_pg_why(res, err)));
+                   plog_q(q, sizeof q, ppg_why(res, err)));
         gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
                      "account service unavailable", 0);
         goto out;
     }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        if (strcmp(gw_pg_sqlstate(res), "23505") == 0) {
+        if (strcmp(ppg_sqlstate(res), "23505") == 0) {
             gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__NAME_TAKEN,
                          "name already taken", 0);
         } else {
             char q[256];
             plog_error("register_insert_failed", "conn=%llu sqlstate=%s error=%s",
-                       (unsigned long long)c->id, plog_q(q, 16, gw_pg_sqlstate(res)),
-                       plog_q(q + 16, sizeof q - 16, gw_pg_why(res, err)));
+                       (unsigned long long)c->id, plog_q(q, 16, ppg_sqlstate(res)),
+                       plog_q(q + 16, sizeof q - 16, ppg_why(res, err)));
             gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__INTERNAL,
                          "could not register", 0);
         }

@@ -5,7 +5,7 @@
 
 #include "auth.h"
 #include "gw.h"
-#include "gw_pg.h"
+#include "pgbin.h"
 #include "log.h"
 
 #define GW_SQL_DEVICES                                                                         \
@@ -31,7 +31,7 @@ static void gw_devices_cb(PGresult *res, const char *err, void *ud)
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         char q[256];
         plog_error("devices_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                   plog_q(q, sizeof q, gw_pg_why(res, err)));
+                   plog_q(q, sizeof q, ppg_why(res, err)));
         gw_conn_send_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
                            "account service unavailable", 0);
         goto out;
@@ -57,8 +57,8 @@ static void gw_devices_cb(PGresult *res, const char *err, void *ud)
         const uint8_t *sk, *ik;
         size_t sklen, iklen;
         /* an account without devices comes back as one row of NULLs */
-        if (gw_pg_i32(res, i, 0, &dev) || gw_pg_i32(res, i, 1, &reg) ||
-            gw_pg_bytes(res, i, 2, &sk, &sklen) || gw_pg_bytes(res, i, 3, &ik, &iklen))
+        if (ppgbin_cell_i32(res, i, 0, &dev) || ppgbin_cell_i32(res, i, 1, &reg) ||
+            ppgbin_cell_bytes(res, i, 2, &sk, &sklen) || ppgbin_cell_bytes(res, i, 3, &ik, &iklen))
             continue;
         Parley__V1__DeviceInfo *d = &infos[k];
         parley__v1__device_info__init(d);

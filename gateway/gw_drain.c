@@ -7,7 +7,7 @@
 
 #include "gw.h"
 #include "gw_frame.h"
-#include "gw_pg.h"
+#include "pgbin.h"
 #include "log.h"
 
 #define GW_SQL_DRAIN                                                                           \
@@ -142,9 +142,9 @@ static int gw_drain_row(gw *g, gw_conn *c, PGresult *res, int row)
     int urgent;
     const uint8_t *sender, *content;
     size_t sender_len, content_len;
-    if (gw_pg_i64(res, row, 0, &id) || gw_pg_bytes(res, row, 1, &sender, &sender_len) ||
-        gw_pg_i32(res, row, 2, &sender_device) || gw_pg_i64(res, row, 3, &created_ms) ||
-        gw_pg_bool(res, row, 4, &urgent) || gw_pg_bytes(res, row, 5, &content, &content_len) ||
+    if (ppgbin_cell_i64(res, row, 0, &id) || ppgbin_cell_bytes(res, row, 1, &sender, &sender_len) ||
+        ppgbin_cell_i32(res, row, 2, &sender_device) || ppgbin_cell_i64(res, row, 3, &created_ms) ||
+        ppgbin_cell_bool(res, row, 4, &urgent) || ppgbin_cell_bytes(res, row, 5, &content, &content_len) ||
         sender_len > PARLEY_NAME_MAX || id <= 0)
         return -1;
     char sender_name[PARLEY_NAME_MAX + 1];
@@ -179,7 +179,7 @@ static void gw_drain_page_cb(PGresult *res, const char *err, void *ud)
     gw_drain_state *d = &c->drain;
     d->querying = 0;
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gw_drain_fail(g, c, gw_pg_why(res, err));
+        gw_drain_fail(g, c, ppg_why(res, err));
         return;
     }
     int n = PQntuples(res);

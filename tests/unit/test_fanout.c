@@ -415,35 +415,35 @@ static void test_bin_arrays(void **state)
     uint64_t out64[PFO_LIST_MAX];
     const uint32_t v32[] = {1, 2, 0x7fffffff};
     size_t n = i32_array(buf, v32, 3);
-    assert_int_equal(pfo_bin_i32_array((char *)buf, (int)n, out32, PFO_LIST_MAX), 3);
+    assert_int_equal(ppgbin_i32_array((char *)buf, (int)n, out32, PFO_LIST_MAX), 3);
     assert_int_equal(out32[2], 0x7fffffff);
     /* truncated, too long for max, wrong element type */
-    assert_int_equal(pfo_bin_i32_array((char *)buf, (int)n - 1, out32, PFO_LIST_MAX), -1);
-    assert_int_equal(pfo_bin_i32_array((char *)buf, (int)n, out32, 2), -1);
-    assert_int_equal(pfo_bin_i64_array((char *)buf, (int)n, out64, PFO_LIST_MAX), -1);
+    assert_int_equal(ppgbin_i32_array((char *)buf, (int)n - 1, out32, PFO_LIST_MAX), -1);
+    assert_int_equal(ppgbin_i32_array((char *)buf, (int)n, out32, 2), -1);
+    assert_int_equal(ppgbin_i64_array((char *)buf, (int)n, out64, PFO_LIST_MAX), -1);
     /* empty array */
     n = i32_array(buf, v32, 0);
     assert_int_equal(n, 12);
-    assert_int_equal(pfo_bin_i32_array((char *)buf, (int)n, out32, PFO_LIST_MAX), 0);
-    assert_int_equal(pfo_bin_i32_array((char *)buf, 8, out32, PFO_LIST_MAX), -1);
+    assert_int_equal(ppgbin_i32_array((char *)buf, (int)n, out32, PFO_LIST_MAX), 0);
+    assert_int_equal(ppgbin_i32_array((char *)buf, 8, out32, PFO_LIST_MAX), -1);
 
     const uint64_t v64[] = {1, 0x123456789abcdefULL};
     n = i64_array(buf, v64, 2);
-    assert_int_equal(pfo_bin_i64_array((char *)buf, (int)n, out64, PFO_LIST_MAX), 2);
+    assert_int_equal(ppgbin_i64_array((char *)buf, (int)n, out64, PFO_LIST_MAX), 2);
     assert_true(out64[1] == 0x123456789abcdefULL);
 
     /* NULL element is an error for ids */
     const uint8_t *el[1] = {NULL};
     int32_t lens[1] = {-1};
     n = make_array(buf, 23, el, lens, 1);
-    assert_int_equal(pfo_bin_i32_array((char *)buf, (int)n, out32, PFO_LIST_MAX), -1);
+    assert_int_equal(ppgbin_i32_array((char *)buf, (int)n, out32, PFO_LIST_MAX), -1);
 
     const uint8_t *bel[2] = {(const uint8_t *)"ab", (const uint8_t *)""};
     int32_t blens[2] = {2, 0};
     n = make_array(buf, 17, bel, blens, 2);
     const char *pv[PFO_LIST_MAX];
     size_t pl[PFO_LIST_MAX];
-    assert_int_equal(pfo_bin_bytea_array((char *)buf, (int)n, pv, pl, PFO_LIST_MAX), 2);
+    assert_int_equal(ppgbin_bytea_array((char *)buf, (int)n, pv, pl, PFO_LIST_MAX), 2);
     assert_int_equal(pl[0], 2);
     assert_memory_equal(pv[0], "ab", 2);
     assert_int_equal(pl[1], 0);
@@ -457,14 +457,14 @@ static void test_bin_arrays(void **state)
     o += put32(bad + o, 1);
     o += put32(bad + o, 1);
     o += put32(bad + o, 1000);
-    assert_int_equal(pfo_bin_bytea_array((char *)bad, (int)o, pv, pl, PFO_LIST_MAX), -1);
+    assert_int_equal(ppgbin_bytea_array((char *)bad, (int)o, pv, pl, PFO_LIST_MAX), -1);
 
     int32_t i32;
     int64_t i64;
-    assert_int_equal(pfo_bin_i32("\0\0\0\5", 4, &i32), 0);
+    assert_int_equal(ppgbin_i32("\0\0\0\5", 4, &i32), 0);
     assert_int_equal(i32, 5);
-    assert_int_equal(pfo_bin_i32("\0\0\0", 3, &i32), -1);
-    assert_int_equal(pfo_bin_i64("\xff\xff\xff\xff\xff\xff\xff\xfe", 8, &i64), 0);
+    assert_int_equal(ppgbin_i32("\0\0\0", 3, &i32), -1);
+    assert_int_equal(ppgbin_i64("\xff\xff\xff\xff\xff\xff\xff\xfe", 8, &i64), 0);
     assert_true(i64 == -2);
 }
 

@@ -1,8 +1,7 @@
-/* pgbin.c: decoding of PostgreSQL binary-format values (resultFormat 1): int4, int8 and
- * one-dimensional arrays of int4, int8 and bytea, as parley_accept_batch returns them. Every
- * length is checked against the value's size: a malformed value is an error, never a read past
- * the buffer. */
-#include "fanout.h"
+/* pgbin.c: decoding of PostgreSQL binary-format values (resultFormat 1). Every length is
+ * checked against the value's size: a malformed value is an error, never a read past the
+ * buffer. */
+#include "pgbin.h"
 
 #define OID_BYTEA 17
 #define OID_INT8 20
@@ -18,7 +17,7 @@ static uint64_t be64(const unsigned char *p)
     return (uint64_t)be32(p) << 32 | be32(p + 4);
 }
 
-int pfo_bin_i32(const char *v, int len, int32_t *out)
+int ppgbin_i32(const char *v, int len, int32_t *out)
 {
     if (!v || len != 4)
         return -1;
@@ -26,7 +25,7 @@ int pfo_bin_i32(const char *v, int len, int32_t *out)
     return 0;
 }
 
-int pfo_bin_i64(const char *v, int len, int64_t *out)
+int ppgbin_i64(const char *v, int len, int64_t *out)
 {
     if (!v || len != 8)
         return -1;
@@ -78,7 +77,7 @@ static int array_elem(const char *v, int len, const unsigned char **pos,
     return 0;
 }
 
-long pfo_bin_i32_array(const char *v, int len, uint32_t *out, size_t max)
+long ppgbin_i32_array(const char *v, int len, uint32_t *out, size_t max)
 {
     const unsigned char *pos, *data;
     int32_t elen;
@@ -91,7 +90,7 @@ long pfo_bin_i32_array(const char *v, int len, uint32_t *out, size_t max)
     return n;
 }
 
-long pfo_bin_i64_array(const char *v, int len, uint64_t *out, size_t max)
+long ppgbin_i64_array(const char *v, int len, uint64_t *out, size_t max)
 {
     const unsigned char *pos, *data;
     int32_t elen;
@@ -104,7 +103,7 @@ long pfo_bin_i64_array(const char *v, int len, uint64_t *out, size_t max)
     return n;
 }
 
-long pfo_bin_bytea_array(const char *v, int len, const char **out, size_t *lens, size_t max)
+long ppgbin_bytea_array(const char *v, int len, const char **out, size_t *lens, size_t max)
 {
     const unsigned char *pos, *data;
     int32_t elen;
@@ -116,4 +115,48 @@ long pfo_bin_bytea_array(const char *v, int len, const char **out, size_t *lens,
         lens[i] = (size_t)elen;
     }
     return n;
+}
+
+static const char *cell(const PGresult *r, int row, int col, int want, int *len)
+{
+    if (!r || row < 0 || col < 0 || row >= PQntuples(r) || col >= PQnfields(r) ||
+        PQgetisnull(r, row, col))
+        return NULL;
+    *len = PQgetlength(r, row, col);
+    if (want >= 0 && *len != want)
+        return NULL;
+    return PQgetvalue(r, row, col);
+}
+
+int ppgbin_cell_i64(const PGresult *r, int row, int col, int64_t *out)
+{
+    int len;
+    return ppgbin_i64(cell(r, row, col, 8, &len), 8, out);
+}
+
+int ppgbin_cell_i32(const PGresult *r, int row, int col, int32_t *out)
+{
+    int len;
+    return ppgbin_i32(cell(r, row, col, 4, &len), 4, out);
+}
+
+int ppgbin_cell_bool(const PGresult *r, int row, int col, int *out)
+{
+    int len;
+    const char *v = cell(r, row, col, 1, &len);
+    if (!v)
+        return -1;
+    *out = v[0] != 0;
+    return 0;
+}
+
+int ppgbin_cell_bytes(const PGresult *r, int row, int col, const uint8_t **p, size_t *len)
+{
+    int n;
+    const char *v = cell(r, row, col, -1, &n);
+    if (!v)
+        return -1;
+    *p = (const uint8_t *)v;
+    *len = (size_t)n;
+    return 0;
 }
