@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "parley_client.h"
+#include "wire.h"
 
 #define DEFAULT_TIMEOUT_S 30.0
 /* After the work is done: how long acks and the closing handshake may take before we leave. */
@@ -115,7 +116,7 @@ static void finish(app *a, int rc)
         pc_session_close(a->sess); /* its on_down stops the loop */
         uv_timer_start(&a->settle, settle_expired, SETTLE_MS, 0);
     } else if (a->conn) {
-        pc_conn_close(a->conn, 1000, "bye"); /* its on_close stops the loop */
+        pc_conn_close(a->conn, PWIRE_CLOSE_NORMAL, "bye"); /* its on_close stops the loop */
         uv_timer_start(&a->settle, settle_expired, SETTLE_MS, 0);
     } else {
         stop_loop(a);
@@ -251,10 +252,10 @@ static void session_down_common(app *a, const pc_status *st, int retrying)
     if (st->kind == PC_ERR_SERVER && st->server_code == PARLEY__V1__ERROR_CODE__AUTH_FAILED)
         fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
              (unsigned)a->home.id.device_id, st->msg);
-    else if (st->close_code == 1008 && !a->ever_up)
+    else if (st->close_code == PWIRE_CLOSE_POLICY && !a->ever_up)
         fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
              (unsigned)a->home.id.device_id, st->msg);
-    else if (st->close_code == 4001)
+    else if (st->close_code == PWIRE_CLOSE_REPLACED)
         fail(a, "replaced by a newer connection of %s device %u", a->home.id.username,
              (unsigned)a->home.id.device_id);
     else

@@ -6,6 +6,7 @@
 
 #include "ctx_internal.h"
 #include "url.h"
+#include "wire.h"
 
 enum { ST_CONNECTING, ST_OPEN, ST_CLOSED };
 
@@ -661,8 +662,8 @@ pc_conn *pc_conn_open(pc_ctx *ctx, const char *url, const pc_conn_events *ev, vo
     ci.path = c->u.path;
     ci.host = c->u.host;
     ci.origin = c->u.host;
-    ci.protocol = "parley.v1";
-    ci.local_protocol_name = "parley.v1";
+    ci.protocol = PWIRE_SUBPROTOCOL;
+    ci.local_protocol_name = PWIRE_SUBPROTOCOL;
     ci.ssl_connection = c->u.tls ? LCCSCF_USE_SSL : 0;
     ci.alpn = "http/1.1";
     ci.ietf_version_or_minus_one = -1;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "limits.h"
+#include "wire.h"
 
 
 #define PC_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
@@ -14,7 +15,7 @@
 #define PC_TX_PACKET_BYTES (PARLEY_MAX_FRAME_BYTES + 14) /* + the largest ws frame header */
 
 static const struct lws_protocols pc_protocols[] = {
-    { "parley.v1", pc_conn_lws_cb, 0, 0, 0, NULL, PC_TX_PACKET_BYTES },
+    { PWIRE_SUBPROTOCOL, pc_conn_lws_cb, 0, 0, 0, NULL, PC_TX_PACKET_BYTES },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 

@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "url.h"
+#include "wire.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -294,7 +295,7 @@ static void sess_on_close(pc_conn *c, const pc_status *st, void *ud)
 {
     /* the server closes with 1008 on policy (auth) failures and 4001 when a newer connection of
      * this device replaced us: reconnecting would only repeat or fight it */
-    int fatal = st->close_code == 1008 || st->close_code == 4001;
+    int fatal = st->close_code == PWIRE_CLOSE_POLICY || st->close_code == PWIRE_CLOSE_REPLACED;
 
     sess_down(ud, c, st, fatal);
 }
@@ -387,7 +388,7 @@ void pc_session_close(pc_session *s)
     s->closing = 1;
     uv_timer_stop(&s->timer);
     if (s->conn)
-        pc_conn_close(s->conn, 1000, "bye");
+        pc_conn_close(s->conn, PWIRE_CLOSE_NORMAL, "bye");
 }
 
 static void sess_timer_closed(uv_handle_t *h)

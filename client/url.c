@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "wire.h"
+
 int pc_url_parse(const char *url, pc_url *out, pc_status *st)
 {
     const char *p, *host_end, *port_at = NULL, *path;
@@ -55,7 +57,7 @@ int pc_url_parse(const char *url, pc_url *out, pc_status *st)
         return pc_status_set(st, PC_ERR_LOCAL, "server URL %s: bad path", url);
     /* "ws://host/" means the default endpoint too: nobody serves WebSockets on "/" here */
     if (*path == '\0' || !strcmp(path, "/"))
-        path = "/v1/ws";
+        path = PWIRE_PATH;
     if (strlen(path) >= sizeof out->path)
         return pc_status_set(st, PC_ERR_LOCAL, "server URL %s: path too long", url);
     strcpy(out->path, path);

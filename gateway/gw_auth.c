@@ -16,6 +16,7 @@
 #include "gw_presence.h"
 #include "keys.h"
 #include "log.h"
+#include "wire.h"
 
 #define GW_SQL_AUTH                                                                            \
     "SELECT a.id, d.signing_key, d.queue_len FROM accounts a"                                  \
@@ -114,7 +115,7 @@ void gw_auth_expire(gw *g, uint64_t now_us)
         gw_conn *c = g->auth_head;
         gw_conn_auth_list_remove(g, c);
         plog_info("auth_timeout", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
-        gw_conn_close(g, c, 1008, "authentication timeout", 1);
+        gw_conn_close(g, c, PWIRE_CLOSE_POLICY, "authentication timeout", 1);
     }
 }
 
@@ -137,14 +138,14 @@ static void gw_auth_fail(gw *g, gw_conn *c, uint64_t request_id, const char *why
     pmet_inc(g->m.auth_failed, 1);
     gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__AUTH_FAILED,
                        "authentication failed", 0);
-    gw_conn_close(g, c, 1008, "authentication failed", 1);
+    gw_conn_close(g, c, PWIRE_CLOSE_POLICY, "authentication failed", 1);
 }
 
 static void gw_auth_unavailable(gw *g, gw_conn *c, uint64_t request_id)
 {
     gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
                        "account service unavailable", 0);
-    gw_conn_close(g, c, 1011, "backend unavailable", 1);
+    gw_conn_close(g, c, PWIRE_CLOSE_INTERNAL, "backend unavailable", 1);
 }
 
 static void gw_auth_presence_done(gw *g, uint64_t conn_id)
@@ -204,7 +205,7 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
         pmet_inc(g->m.closes_replaced, 1);
         plog_info("conn_replaced", "conn=%llu by=%llu", (unsigned long long)old->id,
                   (unsigned long long)c->id);
-        gw_conn_close(g, old, 4001, "replaced by a newer connection", 0);
+        gw_conn_close(g, old, PWIRE_CLOSE_REPLACED, "replaced by a newer connection", 0);
     }
     snprintf(c->account, sizeof c->account, "%s", x->account);
     c->device_id = x->device_id;
@@ -232,7 +233,7 @@ static int gw_auth_take_challenge(gw *g, gw_conn *c, uint64_t rid)
     if (g->draining) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
                            "gateway is shutting down", 0);
-        gw_conn_close(g, c, 1001, "going away", 1);
+        gw_conn_close(g, c, PWIRE_CLOSE_GOING_AWAY, "going away", 1);
         return -1;
     }
     if (!c->has_challenge || c->state != GW_CONN_OPEN) {

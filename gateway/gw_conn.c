@@ -12,6 +12,7 @@
 #include "gw_frame.h"
 #include "gw_send.h"
 #include "log.h"
+#include "wire.h"
 
 #define GW_CONNS_MIN_CAP 64
 
@@ -288,7 +289,7 @@ int gw_conn_send(gw *g, gw_conn *c, gw_out *o)
                   (unsigned long long)c->id, c->out.bytes, o->len);
         gw_out_free(o);
         pmet_inc(g->m.closes_slow, 1);
-        gw_conn_close(g, c, 4002, "too slow", 0);
+        gw_conn_close(g, c, PWIRE_CLOSE_TOO_SLOW, "too slow", 0);
         return -1;
     }
     lws_callback_on_writable(c->wsi);
@@ -318,7 +319,7 @@ void gw_conn_close(gw *g, gw_conn *c, int code, const char *reason, int flush)
         gw_outq_clear(&c->out);
     gw_drain_free(c);
     gw_conn_auth_list_remove(g, c);
-    if (code == 1008)
+    if (code == PWIRE_CLOSE_POLICY)
         pmet_inc(g->m.closes_policy, 1);
     plog_debug("conn_closing", "conn=%llu code=%d reason=\"%s\"", (unsigned long long)c->id,
                code, c->close_reason);

@@ -7,6 +7,7 @@
 #include "gw_frame.h"
 #include "gw_send.h"
 #include "log.h"
+#include "wire.h"
 
 static void gw_dispatch_bad(gw *g, gw_conn *c, const char *why)
 {
@@ -17,7 +18,7 @@ static void gw_dispatch_bad(gw *g, gw_conn *c, const char *why)
     if (c->bad_frames >= PARLEY_BAD_FRAMES_MAX) {
         plog_info("too_many_bad_frames", "conn=%llu peer=%s", (unsigned long long)c->id,
                   c->peer);
-        gw_conn_close(g, c, 1008, "too many bad frames", 1);
+        gw_conn_close(g, c, PWIRE_CLOSE_POLICY, "too many bad frames", 1);
     }
 }
 
@@ -26,7 +27,7 @@ void gw_dispatch_too_large(gw *g, gw_conn *c)
     plog_info("frame_too_large", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
     gw_conn_send_error(g, c, 0, PARLEY__V1__ERROR_CODE__FRAME_TOO_LARGE,
                        "message larger than the frame limit", 0);
-    gw_conn_close(g, c, 1009, "message too big", 1);
+    gw_conn_close(g, c, PWIRE_CLOSE_TOO_BIG, "message too big", 1);
 }
 
 static void gw_dispatch_ping(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
@@ -69,7 +70,7 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
     if (c->state != GW_CONN_AUTHED) {
         gw_conn_send_error(g, c, f->request_id, PARLEY__V1__ERROR_CODE__NOT_AUTHENTICATED,
                            "authenticate first", 0);
-        gw_conn_close(g, c, 1008, "not authenticated", 1);
+        gw_conn_close(g, c, PWIRE_CLOSE_POLICY, "not authenticated", 1);
         return;
     }
     switch (f->body_case) {

@@ -9,6 +9,7 @@
 #include "gw_frame.h"
 #include "pgbin.h"
 #include "log.h"
+#include "wire.h"
 
 #define GW_SQL_DRAIN                                                                           \
     "SELECT id, sender, sender_device, created_ms, urgent, content"                            \
@@ -65,7 +66,7 @@ static void gw_drain_fail(gw *g, gw_conn *c, const char *why)
                plog_q(q, sizeof q, why));
     c->drain.running = 0;
     c->drain.querying = 0;
-    gw_conn_close(g, c, 1011, "queue unavailable", 1);
+    gw_conn_close(g, c, PWIRE_CLOSE_INTERNAL, "queue unavailable", 1);
 }
 
 static void gw_drain_next(gw *g, gw_conn *c)

@@ -11,6 +11,7 @@
 #include "gw_send.h"
 #include "keys.h"
 #include "log.h"
+#include "wire.h"
 
 #define GW_EVENTS_COUNT "256"     /* entries per XREAD */
 #define GW_EVENTS_BLOCK_MS "5000" /* XREAD BLOCK; the connection is ours alone */
@@ -66,7 +67,7 @@ static void gw_events_kick(gw *g, const Parley__V1__InternalKick *k)
     plog_info("conn_kicked", "conn=%llu account=%s device=%" PRIu32, (unsigned long long)c->id,
               c->account, c->device_id);
     pmet_inc(g->m.closes_replaced, 1);
-    gw_conn_close(g, c, 4001, "replaced by a newer connection", 0);
+    gw_conn_close(g, c, PWIRE_CLOSE_REPLACED, "replaced by a newer connection", 0);
 }
 
 void gw_events_apply(gw *g, const Parley__V1__InternalEvent *ev)

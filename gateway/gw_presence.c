@@ -9,6 +9,7 @@
 #include "gw_drain.h"
 #include "keys.h"
 #include "log.h"
+#include "wire.h"
 
 #define GW_PRESENCE_VAL_MAX (PARLEY_GATEWAY_ID_MAX + 24)
 
@@ -128,7 +129,7 @@ static void gw_presence_claim_cb(redisAsyncContext *ac, void *reply, void *privd
             if (old && old != c && old->device_id == c->device_id &&
                 strcmp(old->account, c->account) == 0) {
                 pmet_inc(g->m.closes_replaced, 1);
-                gw_conn_close(g, old, 4001, "replaced by a newer connection", 0);
+                gw_conn_close(g, old, PWIRE_CLOSE_REPLACED, "replaced by a newer connection", 0);
             }
         }
     }
@@ -200,7 +201,7 @@ static void gw_presence_refresh_cb(redisAsyncContext *ac, void *reply, void *pri
             pmet_inc(g->m.closes_replaced, 1);
             plog_info("conn_superseded", "conn=%llu account=%s device=%" PRIu32,
                       (unsigned long long)c->id, c->account, c->device_id);
-            gw_conn_close(g, c, 4001, "replaced by a newer connection", 0);
+            gw_conn_close(g, c, PWIRE_CLOSE_REPLACED, "replaced by a newer connection", 0);
         } else if (x->redrain) {
             gw_drain_start(g, c, 0);
         }

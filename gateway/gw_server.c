@@ -13,9 +13,10 @@
 #include "gw_drain.h"
 #include "gw_presence.h"
 #include "log.h"
+#include "wire.h"
 
-#define GW_WS_PROTOCOL "parley.v1"
-#define GW_WS_PATH "/v1/ws"
+#define GW_WS_PROTOCOL PWIRE_SUBPROTOCOL
+#define GW_WS_PATH PWIRE_PATH
 #define GW_VHOST "parley-gateway"
 /* lws hands messages over in pieces of at most this size (per connection buffer); larger
  * messages are reassembled in gw_conn.rx up to PARLEY_MAX_FRAME_BYTES */

@@ -22,6 +22,7 @@
 #include "gw_send.h"
 #include "gw_server.h"
 #include "log.h"
+#include "wire.h"
 
 #define GW_TICK_MS 100
 #define GW_CLOSE_WAIT_MS 3000 /* after 1001 closes, how long clients get to answer them */
@@ -103,7 +104,7 @@ static int gw_ready(void *ud)
 
 static void gw_close_each(gw_conn *c, void *ud)
 {
-    gw_conn_close(ud, c, 1001, "going away", 1);
+    gw_conn_close(ud, c, PWIRE_CLOSE_GOING_AWAY, "going away", 1);
 }
 
 static void gw_exit_timer_cb(uv_timer_t *t)
