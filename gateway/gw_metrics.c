@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "gw_frame.h"
+#include "log.h"
 
 static const double gw_drain_bounds[] = {0, 1, 10, 100, 1000, 10000};
 
@@ -18,10 +19,16 @@ int gw_metrics_init(gw_metrics *gm, pmetrics *m)
     C(frames_out, "parley_gateway_frames_out_total", "WebSocket messages sent.", NULL);
     C(bytes_in, "parley_gateway_bytes_in_total", "WebSocket payload bytes received.", NULL);
     C(bytes_out, "parley_gateway_bytes_out_total", "WebSocket payload bytes sent.", NULL);
-    for (int i = 0; i < GW_METRICS_ERROR_CODES; i++) {
+    /* one series per code the protocol defines, so a new code is counted without edits here */
+    const ProtobufCEnumDescriptor *codes = &parley__v1__error_code__descriptor;
+    for (unsigned k = 0; k < codes->n_values; k++) {
+        int i = codes->values[k].value;
+        if (i < 0 || i >= GW_METRICS_ERROR_CODES) {
+            plog_error("metrics_init", "error_code=%d reason=\"outside GW_METRICS_ERROR_CODES\"", i);
+            return -1;
+        }
         char labels[64];
-        snprintf(labels, sizeof labels, "code=\"%s\"",
-                 gw_frame_error_name((Parley__V1__ErrorCode)i));
+        snprintf(labels, sizeof labels, "code=\"%s\"", codes->values[k].name);
         C(errors[i], "parley_gateway_errors_total", "Error frames sent to clients, by code.",
           labels);
     }

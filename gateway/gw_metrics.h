@@ -6,7 +6,8 @@
 #include "metrics.h"
 #include "gw_proto.h"
 
-#define GW_METRICS_ERROR_CODES 19 /* Parley__V1__ErrorCode values 0..18 */
+/* room for every Parley__V1__ErrorCode value; gw_metrics_init fails loudly if one outgrows it */
+#define GW_METRICS_ERROR_CODES 32
 
 typedef struct {
     pmet_gauge *connections;
