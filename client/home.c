@@ -17,6 +17,8 @@
 #define SEEN_FILE "seen"
 /* The identity file: a few short lines plus hex keys; anything bigger is not ours. */
 #define IDENTITY_BYTES_MAX 8192
+/* one decimal id and a newline per remembered envelope id */
+#define SEEN_BYTES_MAX ((size_t)PC_HOME_SEEN_IDS * 21 + 64)
 
 static char *join(const char *dir, const char *name)
 {
@@ -99,45 +101,55 @@ void pc_home_discard(pc_home *h)
         (void)rmdir(h->dir); /* fails, as it should, when anything is inside */
 }
 
-int pc_home_read_file(const char *path, char **out, size_t *out_len)
+int pc_home_read_file(const char *path, size_t max, char **out, size_t *out_len)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    /* one allocation of the file's size: a growing buffer would leave copies of secret keys
+     * behind in freed memory, and a huge file must not be read at all */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    char *buf;
+    size_t len = 0, cap;
+    int e;
 
-    if (!f)
+    if (fd < 0)
         return -1;
-    for (;;) {
-        size_t n;
-        if (cap - len < 4096) {
-            char *nb = realloc(buf, cap + 65536);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                errno = ENOMEM;
-                return -1;
-            }
-            buf = nb;
-            cap += 65536;
+    if (fstat(fd, &sb) != 0)
+        goto fail;
+    if (sb.st_size < 0 || (unsigned long long)sb.st_size > max) {
+        errno = EFBIG;
+        goto fail;
+    }
+    cap = (size_t)sb.st_size;
+    if (!(buf = malloc(cap + 1))) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            e = errno;
+            sodium_memzero(buf, cap);
+            free(buf);
+            errno = e;
+            goto fail;
         }
-        n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
         if (n == 0)
             break;
+        len += (size_t)n;
     }
-    if (ferror(f)) {
-        int e = errno;
-        free(buf);
-        fclose(f);
-        errno = e ? e : EIO;
-        return -1;
-    }
-    fclose(f);
+    close(fd);
     buf[len] = '\0';
     *out = buf;
     if (out_len)
         *out_len = len;
     return 0;
+fail:
+    e = errno;
+    close(fd);
+    errno = e;
+    return -1;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t len)
@@ -236,16 +248,12 @@ int pc_home_load(pc_home *h, pc_status *st)
 
     if (!path)
         return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
-    if (pc_home_read_file(path, &text, &len) < 0) {
+    if (pc_home_read_file(path, IDENTITY_BYTES_MAX, &text, &len) < 0) {
         if (errno == ENOENT)
             pc_status_set(st, PC_ERR_LOCAL, "no account in %s (run `parley register` first)",
                           h->dir);
         else
             pc_status_set(st, PC_ERR_LOCAL, "cannot read %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (len > IDENTITY_BYTES_MAX) {
-        pc_status_set(st, PC_ERR_LOCAL, "%s is too large to be an identity file", path);
         goto out;
     }
     if (pc_kv_get(text, "username", val, sizeof val) < 0 ||
@@ -295,8 +303,10 @@ int pc_home_save(const pc_home *h, pc_status *st)
                  "version=1\nserver=%s\nusername=%s\ndevice_id=%u\n",
                  h->server ? h->server : "", h->id.username, (unsigned)h->id.device_id);
     if (n < 0 || (size_t)n >= sizeof buf ||
-        (n = pc_keys_format(&h->id.keys, buf, sizeof buf, (size_t)n)) < 0)
+        (n = pc_keys_format(&h->id.keys, buf, sizeof buf, (size_t)n)) < 0) {
+        sodium_memzero(buf, sizeof buf); /* may hold part of the secret keys */
         return pc_status_set(st, PC_ERR_LOCAL, "identity does not fit its file");
+    }
     path = join(h->dir, IDENTITY_FILE);
     if (!path) {
         sodium_memzero(buf, sizeof buf);
@@ -315,7 +325,7 @@ int pc_home_load_seen(const pc_home *h, pc_seen *s, pc_status *st)
 
     if (!path)
         return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
-    if (pc_home_read_file(path, &text, NULL) < 0) {
+    if (pc_home_read_file(path, SEEN_BYTES_MAX, &text, NULL) < 0) {
         int e = errno;
         free(path);
         if (e == ENOENT)

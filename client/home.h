@@ -46,7 +46,8 @@ int pc_home_save_seen(const pc_home *h, const pc_seen *s, pc_status *st);
 /* Replaces path with data atomically, mode 0600. On failure the old file is untouched and no
  * temporary file is left behind. */
 int pc_home_write_atomic(const char *path, const void *data, size_t len, pc_status *st);
-/* Reads a whole file into a new NUL-terminated buffer (caller frees); -1 with errno set. */
-int pc_home_read_file(const char *path, char **out, size_t *out_len);
+/* Reads a whole file of at most max bytes into a new NUL-terminated buffer (caller frees);
+ * -1 with errno set (EFBIG when larger than max). */
+int pc_home_read_file(const char *path, size_t max, char **out, size_t *out_len);
 
 #endif

@@ -66,7 +66,7 @@ static void test_replace(void **state)
     assert_int_equal(chmod(path, 0644), 0);
 
     assert_int_equal(pc_home_write_atomic(path, "new\n", 4, &st), 0);
-    assert_int_equal(pc_home_read_file(path, &text, NULL), 0);
+    assert_int_equal(pc_home_read_file(path, 1 << 20, &text, NULL), 0);
     assert_string_equal(text, "new\n");
     free(text);
     assert_int_equal(stat(path, &sb), 0);
@@ -103,7 +103,7 @@ static void test_failed_write_keeps_old(void **state)
     assert_int_equal(rc, -1);
     assert_int_equal(st.kind, PC_ERR_LOCAL);
     assert_non_null(strstr(st.msg, "file"));
-    assert_int_equal(pc_home_read_file(path, &text, NULL), 0);
+    assert_int_equal(pc_home_read_file(path, 1 << 20, &text, NULL), 0);
     assert_string_equal(text, "old content\n");
     free(text);
     assert_int_equal(count_entries(tmpdir), 1); /* no temporary file left */

@@ -2,6 +2,7 @@
  * folder is 0700 and the identity file 0600, and a damaged identity file is refused. */
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -117,7 +118,12 @@ static void test_missing_and_damaged(void **state)
     h.id.device_id = 1;
     assert_int_equal(pc_home_save(&h, &st), 0);
     snprintf(path, sizeof path, "%s/identity", tmp);
-    assert_int_equal(pc_home_read_file(path, &text, &len), 0);
+    assert_int_equal(pc_home_read_file(path, 8192, &text, &len), 0);
+    /* a file over the bound is not read at all */
+    char *none = NULL;
+    assert_int_equal(pc_home_read_file(path, len - 1, &none, NULL), -1);
+    assert_int_equal(errno, EFBIG);
+    assert_null(none);
     p = strstr(text, "signing_pk=");
     assert_non_null(p);
     p += strlen("signing_pk=");
