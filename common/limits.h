@@ -28,6 +28,8 @@
 #define PARLEY_CLOSE_BACKSTOP_S         5            /* a closing or discarding socket is cut then */
 #define PARLEY_BAD_FRAMES_MAX           8            /* undecodable frames before close */
 #define PARLEY_PENDING_SENDS_MAX        64           /* unanswered sends per connection */
+#define PARLEY_SEND_ANSWER_TIMEOUT_MS   10000        /* no fanout answer by then: UNAVAILABLE */
+#define PARLEY_ACK_STATEMENTS_MAX       64           /* ack deletes in flight per gateway */
 #define PARLEY_SEND_RATE_PER_S          100          /* Send frames per connection, sustained */
 #define PARLEY_SEND_BURST               200          /* Send frames per connection, at once */
 #define PARLEY_SEND_ORPHAN_MS           (5 * 60 * 1000) /* timed-out send keeps its slot */

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PLOG_LINE_MAX 4096 /* PIPE_BUF on Linux */
+#define PLOG_LINE_MAX 4096 /* PIPE_BUF on Linux: one write() of at most this is atomic */
 #define PLOG_SERVICE_MAX 32
 
 static char plog_service[PLOG_SERVICE_MAX] = "parley";

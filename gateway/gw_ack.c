@@ -13,11 +13,10 @@
     " $4::integer[])"
 
 /* Batching knobs (not limits): acks wait at most GW_ACK_FLUSH_MS for company; a batch of
- * GW_ACK_FLUSH_IDS ids goes at once; with GW_ACK_INFLIGHT_MAX statements unanswered (the
+ * GW_ACK_FLUSH_IDS ids goes at once; with PARLEY_ACK_STATEMENTS_MAX statements unanswered (the
  * database is slow) the batch grows until one answers, bounded by the per-connection limit. */
 #define GW_ACK_FLUSH_MS 5
 #define GW_ACK_FLUSH_IDS (4 * PARLEY_MAX_ACK_IDS)
-#define GW_ACK_INFLIGHT_MAX 64
 #define GW_ACK_RETRY_AFTER_MS 1000
 
 uint32_t gw_ack_units(size_t nids)
@@ -221,7 +220,7 @@ void gw_ack_flush(gw *g)
     a->deferred = 0;
     if (a->cur.nreqs == 0)
         return;
-    if (a->inflight >= GW_ACK_INFLIGHT_MAX) {
+    if (a->inflight >= PARLEY_ACK_STATEMENTS_MAX) {
         a->deferred = 1; /* gw_ack_cb flushes when a statement answers */
         return;
     }

@@ -2,7 +2,7 @@
  * (parley_gw_ack in deploy/sql/003_gateway.sql) that deletes only rows of the acking device and
  * decrements queue_len. An Ack with request_id != 0 is answered AckOk{count} once that statement
  * committed. Each connection may have PARLEY_PENDING_ACK_IDS_MAX ack ids queued or in flight
- * (more -> RATE_LIMITED for that connection only); with GW_ACK_INFLIGHT_MAX statements in flight
+ * (more -> RATE_LIMITED for that connection only); with PARLEY_ACK_STATEMENTS_MAX statements in flight
  * the batch waits for one of them to answer. */
 #ifndef PARLEY_GW_ACK_H
 #define PARLEY_GW_ACK_H

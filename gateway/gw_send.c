@@ -106,7 +106,7 @@ void gw_pendings_remove(gw_pendings *ps, gw_conn *c, gw_pending *p)
 gw_pending *gw_pendings_time_out(gw_pendings *ps, uint64_t now_us)
 {
     gw_pending *p = ps->head;
-    if (!p || now_us - p->started_us < (uint64_t)GW_SEND_TIMEOUT_MS * 1000)
+    if (!p || now_us - p->started_us < (uint64_t)PARLEY_SEND_ANSWER_TIMEOUT_MS * 1000)
         return NULL;
     gw_pendings_unlink_global(ps, p);
     /* timeouts happen in started_us order: appending keeps the orphans ordered */

@@ -1,6 +1,6 @@
 /* gw_send.h: Send frames: the per-connection rate limit, bounds validation, XADD of an
  * InternalSend to the recipient's ingress shard, and the table of sends waiting for their fanout
- * answer (answered UNAVAILABLE after GW_SEND_TIMEOUT_MS). The answer itself arrives through the
+ * answer (answered UNAVAILABLE after PARLEY_SEND_ANSWER_TIMEOUT_MS). The answer itself arrives through the
  * delivery stream (gw_events). A timed-out send stays in Redis, so it becomes an orphan that
  * still holds one of the connection's PARLEY_PENDING_SENDS_MAX slots until its late answer
  * arrives (and is dropped) or PARLEY_SEND_ORPHAN_MS after it was sent. */
@@ -16,7 +16,6 @@
 struct gw;
 struct gw_conn;
 
-#define GW_SEND_TIMEOUT_MS 10000 /* BRIEF: no fanout answer in 10 s -> UNAVAILABLE */
 
 typedef struct gw_pending {
     struct gw_pending *prev, *next; /* global list, oldest first (deadlines are in order) */
@@ -55,7 +54,7 @@ int gw_send_bucket_take(gw_send_bucket *b, uint64_t now_us, uint32_t *retry_afte
 gw_pending *gw_pendings_add(gw_pendings *ps, struct gw_conn *c, uint64_t request_id,
                             uint64_t now_us);
 void gw_pendings_remove(gw_pendings *ps, struct gw_conn *c, gw_pending *p);
-/* The oldest waiting entry past GW_SEND_TIMEOUT_MS, moved to the orphans (still counted in its
+/* The oldest waiting entry past PARLEY_SEND_ANSWER_TIMEOUT_MS, moved to the orphans (still counted in its
  * connection's npending), or NULL. */
 gw_pending *gw_pendings_time_out(gw_pendings *ps, uint64_t now_us);
 /* The oldest orphan older than PARLEY_SEND_ORPHAN_MS (still linked), or NULL. */

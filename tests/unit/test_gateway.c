@@ -421,7 +421,7 @@ static void test_pending_orphans(void **state)
     gw_conn *c = calloc(1, sizeof *c);
     assert_non_null(c);
     c->id = 77;
-    const uint64_t t0 = 1000000, timeout = (uint64_t)GW_SEND_TIMEOUT_MS * 1000;
+    const uint64_t t0 = 1000000, timeout = (uint64_t)PARLEY_SEND_ANSWER_TIMEOUT_MS * 1000;
     gw_pending *a = gw_pendings_add(&ps, c, 1, t0);
     gw_pending *b = gw_pendings_add(&ps, c, 2, t0 + 1000);
     assert_non_null(a);
