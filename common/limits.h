@@ -49,4 +49,48 @@
 #define PARLEY_ADMIN_TIMEOUT_MS         5000         /* the whole request must arrive by then */
 #define PARLEY_ADMIN_CONNS_MAX          256          /* concurrent; more are closed at once */
 
+/* Relay (TURN, RFC 8656). Config may lower the *_DEFAULT values. */
+/* STUN codec */
+#define PARLEY_RELAY_STUN_MAX_ATTRS          48    /* attributes kept from one message */
+#define PARLEY_RELAY_STUN_MAX_UNKNOWN        16    /* unknown comprehension-required types reported */
+#define PARLEY_RELAY_STUN_USERNAME_MAX       512   /* RFC 8489: fewer than 513 bytes */
+#define PARLEY_RELAY_STUN_REALM_MAX          763   /* RFC 8489: fewer than 128 chars, 763 bytes */
+#define PARLEY_RELAY_STUN_NONCE_MAX          763
+#define PARLEY_RELAY_STUN_REASON_MAX         763
+#define PARLEY_RELAY_UDP_MAX_BYTES           65536 /* one datagram, either side */
+
+/* Lifetimes (seconds), RFC 8656 */
+#define PARLEY_RELAY_ALLOC_LIFETIME_DEFAULT  600
+#define PARLEY_RELAY_ALLOC_LIFETIME_MAX      3600
+#define PARLEY_RELAY_PERMISSION_LIFETIME     300
+#define PARLEY_RELAY_CHANNEL_LIFETIME        600
+#define PARLEY_RELAY_RESERVATION_LIFETIME    30    /* an EVEN-PORT R=1 reserved port waits this long */
+
+/* Tables */
+#define PARLEY_RELAY_ALLOCATIONS_MAX         65536 /* hard cap of allocations of one process */
+#define PARLEY_RELAY_ALLOCATIONS_DEFAULT     4096
+#define PARLEY_RELAY_USER_QUOTA_DEFAULT      10    /* allocations of one REST user */
+/* bytes/s relayed per allocation, both ways together: 2 MiB/s (16 Mbit/s, video) */
+#define PARLEY_RELAY_ALLOC_BANDWIDTH_DEFAULT 2097152
+#define PARLEY_RELAY_ALLOC_BANDWIDTH_MAX     10000000000LL
+#define PARLEY_RELAY_PERMS_PER_ALLOC_MAX     32
+#define PARLEY_RELAY_CHANNELS_PER_ALLOC_MAX  32
+#define PARLEY_RELAY_ALLOW_CIDRS_MAX         64    /* allow_peers entries */
+#define PARLEY_RELAY_SECRETS_MAX             8     /* REST secrets accepted at once (rotation) */
+#define PARLEY_RELAY_SECRET_MAX_BYTES        256
+
+/* TCP clients (RFC 8656 over TCP: framed STUN and padded ChannelData) */
+#define PARLEY_RELAY_TCP_CONNS_DEFAULT       256
+#define PARLEY_RELAY_TCP_CONNS_MAX           4096
+#define PARLEY_RELAY_TCP_INBUF               (20 + 65536)      /* one whole frame, the largest STUN */
+#define PARLEY_RELAY_TCP_OUTBUF              (96 * 1024)       /* unsent bytes per connection */
+#define PARLEY_RELAY_TCP_IDLE_S              30    /* a connection without allocation is closed */
+#define PARLEY_RELAY_TCP_BACKLOG             128
+
+/* Credentials and abuse */
+#define PARLEY_RELAY_NONCE_TTL_DEFAULT       600   /* seconds a nonce is fresh */
+#define PARLEY_RELAY_401_RATE_PER_S          10    /* 401/438 answers per source IP per second */
+#define PARLEY_RELAY_401_BURST               20
+#define PARLEY_RELAY_401_BUCKETS             4096  /* rate buckets, indexed by a keyed hash of the IP */
+
 #endif
