@@ -1,6 +1,5 @@
 #include "gw_auth.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -12,31 +11,15 @@
 #include "gw.h"
 #include "gw_drain.h"
 #include "gw_frame.h"
-#include "pgbin.h"
 #include "gw_presence.h"
 #include "keys.h"
 #include "log.h"
+#include "pgbin.h"
 #include "wire.h"
 
 #define GW_SQL_AUTH                                                                            \
     "SELECT a.id, d.signing_key, d.queue_len FROM accounts a"                                  \
     " JOIN devices d ON d.account_id = a.id WHERE a.username = $1 AND d.device_id = $2"
-
-#define GW_SQL_REGISTER                                                                        \
-    "WITH a AS (INSERT INTO accounts (username, account_key) VALUES ($1, $2) RETURNING id)"    \
-    " INSERT INTO devices (account_id, device_id, registration_id, signing_key, identity_key)" \
-    " SELECT id, 1, $3, $4, $5 FROM a"
-
-/* Fixed window per source address: the first hit of a window starts its 60 s expiry. Returns
- * {count, ms left in the window}. */
-#define GW_LUA_RATELIMIT                                                                       \
-    "local n = redis.call('INCR', KEYS[1]) "                                                   \
-    "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "                              \
-    "local t = redis.call('PTTL', KEYS[1]) "                                                   \
-    "if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) t = tonumber(ARGV[1]) end "         \
-    "return {n, t}"
-#define GW_RATELIMIT_WINDOW_MS "60000"
-#define GW_RATELIMIT_V6_PREFIX_BYTES 8 /* an IPv6 source counts as its /64 */
 
 /* ---- challenge ---------------------------------------------------------------------------- */
 
@@ -59,7 +42,7 @@ int gw_auth_send_challenge(gw *g, gw_conn *c)
 /* A fresh challenge after a Register answer. The auth timeout restarts only after a successful
  * Register: were it restarted after errors, a bad Register every few seconds would keep an
  * unauthenticated socket open for ever. */
-static void gw_auth_rechallenge(gw *g, gw_conn *c, int registered)
+void gw_auth_rechallenge(gw *g, gw_conn *c, int registered)
 {
     if (c->close_code || c->state != GW_CONN_OPEN)
         return;
@@ -75,37 +58,6 @@ static void gw_auth_rechallenge(gw *g, gw_conn *c, int registered)
         c->in_auth_list = 1;
     }
     gw_auth_send_challenge(g, c);
-}
-
-void gw_auth_rate_subject(const char *peer, char *out, size_t size)
-{
-    if (size == 0)
-        return;
-    char addr[INET6_ADDRSTRLEN];
-    unsigned char a6[16];
-    /* a scope ("fe80::1%eth0") is not part of the address */
-    size_t n = strcspn(peer, "%");
-    if (n < sizeof addr) {
-        memcpy(addr, peer, n);
-        addr[n] = '\0';
-        if (inet_pton(AF_INET6, addr, a6) == 1) {
-            static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-            char text[INET6_ADDRSTRLEN];
-            if (memcmp(a6, v4mapped, sizeof v4mapped) == 0) {
-                if (inet_ntop(AF_INET, a6 + 12, text, sizeof text)) {
-                    snprintf(out, size, "%s", text);
-                    return;
-                }
-            } else {
-                memset(a6 + GW_RATELIMIT_V6_PREFIX_BYTES, 0, 16 - GW_RATELIMIT_V6_PREFIX_BYTES);
-                if (inet_ntop(AF_INET6, a6, text, sizeof text)) {
-                    snprintf(out, size, "%s/%d", text, GW_RATELIMIT_V6_PREFIX_BYTES * 8);
-                    return;
-                }
-            }
-        }
-    }
-    snprintf(out, size, "%s", peer);
 }
 
 void gw_auth_expire(gw *g, uint64_t now_us)
@@ -228,7 +180,7 @@ out:
 
 /* Consumes the connection's challenge for an AuthAnswer or Register: single use, whatever the
  * outcome. Returns -1 when the request was already answered (draining, or no challenge). */
-static int gw_auth_take_challenge(gw *g, gw_conn *c, uint64_t rid)
+int gw_auth_take_challenge(gw *g, gw_conn *c, uint64_t rid)
 {
     if (g->draining) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
@@ -293,193 +245,3 @@ void gw_auth_answer(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 }
 
 /* ---- Register ----------------------------------------------------------------------------- */
-
-typedef struct {
-    gw *g;
-    uint64_t conn_id, request_id;
-    uint8_t challenge[PARLEY_CHALLENGE_BYTES];
-    char username[PARLEY_NAME_MAX + 1];
-    uint8_t account_key[32], signing_key[32], identity_key[32];
-    uint8_t account_sig[64], device_sig[64];
-    uint32_t registration_id;
-    uint64_t pow_nonce;
-} gw_reg_ctx;
-
-/* Answers a Register and offers a fresh challenge. */
-static void gw_reg_error(gw *g, gw_conn *c, uint64_t rid, Parley__V1__ErrorCode code,
-                         const char *why, uint32_t retry_after_ms)
-{
-    plog_info("register_rejected", "conn=%llu peer=%s code=%s why=\"%s\"",
-              (unsigned long long)c->id, c->peer, gw_frame_error_name(code), why);
-    gw_conn_send_error(g, c, rid, code, why, retry_after_ms);
-    gw_auth_rechallenge(g, c, 0);
-}
-
-static void gw_reg_insert_cb(PGresult *res, const char *err, void *ud)
-{
-    gw_reg_ctx *x = ud;
-    gw *g = x->g;
-    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
-    if (!c || c->close_code)
-        goto out;
-    if (!res) {
-        char q[256];
-        plog_error("register_insert_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                   plog_q(q, sizeof q, ppg_why(res, err)));
-        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                     "account service unavailable", 0);
-        goto out;
-    }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        if (strcmp(ppg_sqlstate(res), "23505") == 0) {
-            gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__NAME_TAKEN,
-                         "name already taken", 0);
-        } else {
-            char q[256];
-            plog_error("register_insert_failed", "conn=%llu sqlstate=%s error=%s",
-                       (unsigned long long)c->id, plog_q(q, 16, ppg_sqlstate(res)),
-                       plog_q(q + 16, sizeof q - 16, ppg_why(res, err)));
-            gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__INTERNAL,
-                         "could not register", 0);
-        }
-        goto out;
-    }
-    pmet_inc(g->m.registers, 1);
-    plog_info("registered", "conn=%llu account=%s", (unsigned long long)c->id, x->username);
-    Parley__V1__RegisterOk ok = PARLEY__V1__REGISTER_OK__INIT;
-    ok.username = x->username;
-    ok.device_id = 1;
-    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
-    sf.request_id = x->request_id;
-    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_REGISTER_OK;
-    sf.register_ok = &ok;
-    if (gw_conn_send_frame(g, c, &sf) == 0)
-        gw_auth_rechallenge(g, c, 1);
-out:
-    free(x);
-}
-
-/* The rate limit passed: proof of work, signatures, then the insert. */
-static void gw_reg_check_and_insert(gw *g, gw_conn *c, gw_reg_ctx *x)
-{
-    if (pauth_pow_check(x->challenge, x->username, x->pow_nonce,
-                        (unsigned)g->cfg->pow_difficulty) != 0) {
-        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__POW_FAILED,
-                     "proof of work does not meet the difficulty", 0);
-        free(x);
-        return;
-    }
-    uint8_t t[PAUTH_TRANSCRIPT_MAX];
-    size_t tlen = pauth_register_transcript(t, x->challenge, x->username, x->account_key,
-                                            x->signing_key, x->identity_key, x->registration_id);
-    if (!tlen || pauth_verify(x->account_sig, t, tlen, x->account_key) != 0 ||
-        pauth_verify(x->device_sig, t, tlen, x->signing_key) != 0) {
-        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__AUTH_FAILED,
-                     "bad registration signature", 0);
-        free(x);
-        return;
-    }
-    char reg[16];
-    snprintf(reg, sizeof reg, "%" PRIu32, x->registration_id);
-    const char *params[] = {x->username, (const char *)x->account_key, reg,
-                            (const char *)x->signing_key, (const char *)x->identity_key};
-    const int lengths[] = {0, 32, 0, 32, 32};
-    const int formats[] = {0, 1, 0, 1, 1};
-    uint64_t rid = x->request_id;
-    if (ppg_query(g->pg, GW_SQL_REGISTER, 5, params, lengths, formats, 1, gw_reg_insert_cb, x) !=
-        0) {
-        free(x);
-        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                     "account service unavailable", 0);
-    }
-}
-
-static void gw_reg_ratelimit_cb(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    gw_reg_ctx *x = privdata;
-    gw *g = x->g;
-    redisReply *r = reply;
-    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
-    if (!c || c->close_code) {
-        free(x);
-        return;
-    }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
-        char q[256];
-        plog_warn("register_ratelimit_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                  plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
-        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                     "rate limiter unavailable", 0);
-        free(x);
-        return;
-    }
-    long long n = r->element[0]->integer, ttl = r->element[1]->integer;
-    if (n > g->cfg->register_rate_per_minute) {
-        uint32_t retry = ttl > 0 ? (uint32_t)ttl : 1000;
-        gw_reg_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__RATE_LIMITED,
-                     "too many registrations from this address", retry);
-        free(x);
-        return;
-    }
-    gw_reg_check_and_insert(g, c, x);
-}
-
-void gw_auth_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
-{
-    const Parley__V1__Register *r = f->register_;
-    uint64_t rid = f->request_id;
-    if (gw_auth_take_challenge(g, c, rid) != 0)
-        return;
-
-    if (r->account_key.len != 32 || r->device_signing_key.len != 32 ||
-        r->device_identity_key.len != 32 || r->account_signature.len != 64 ||
-        r->device_signature.len != 64) {
-        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
-                     "keys must be 32 bytes and signatures 64 bytes", 0);
-        return;
-    }
-    if (r->registration_id == 0 || r->registration_id > PARLEY_REGISTRATION_ID_MAX) {
-        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
-                     "registration_id out of range", 0);
-        return;
-    }
-    gw_reg_ctx *x = calloc(1, sizeof *x);
-    if (!x) {
-        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
-        return;
-    }
-    if (!r->username || pauth_name_normalize(r->username, x->username) != 0) {
-        free(x);
-        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_NAME,
-                     "names are 3..32 of a-z 0-9 _ .", 0);
-        return;
-    }
-    x->g = g;
-    x->conn_id = c->id;
-    x->request_id = rid;
-    memcpy(x->challenge, c->challenge, sizeof x->challenge);
-    memcpy(x->account_key, r->account_key.data, 32);
-    memcpy(x->signing_key, r->device_signing_key.data, 32);
-    memcpy(x->identity_key, r->device_identity_key.data, 32);
-    memcpy(x->account_sig, r->account_signature.data, 64);
-    memcpy(x->device_sig, r->device_signature.data, 64);
-    x->registration_id = r->registration_id;
-    x->pow_nonce = r->pow_nonce;
-
-    char key[PKEYS_MAX], subject[sizeof c->peer];
-    gw_auth_rate_subject(c->peer, subject, sizeof subject);
-    if (pkeys_ratelimit(key, "register", subject) < 0) {
-        free(x);
-        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "bad source address", 0);
-        return;
-    }
-    const char *argv[] = {"EVAL", GW_LUA_RATELIMIT, "1", key, GW_RATELIMIT_WINDOW_MS};
-    const size_t argvlen[] = {4, strlen(argv[1]), 1, strlen(key), strlen(argv[4])};
-    if (predis_cmd(g->redis, gw_reg_ratelimit_cb, x, 5, argv, argvlen) != 0) {
-        free(x);
-        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE, "rate limiter unavailable",
-                     0);
-    }
-}

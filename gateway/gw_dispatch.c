@@ -3,6 +3,7 @@
 #include "gw.h"
 #include "gw_ack.h"
 #include "gw_auth.h"
+#include "gw_register.h"
 #include "gw_devices.h"
 #include "gw_frame.h"
 #include "gw_send.h"
@@ -61,7 +62,7 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
         } else if (f->body_case == PARLEY__V1__CLIENT_FRAME__BODY_AUTH) {
             gw_auth_answer(g, c, f);
         } else {
-            gw_auth_register(g, c, f);
+            gw_register(g, c, f);
         }
         return;
     default:

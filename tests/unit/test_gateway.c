@@ -13,6 +13,7 @@
 
 #include "gw_ack.h"
 #include "gw_auth.h"
+#include "gw_register.h"
 #include "gw_conn.h"
 #include "gw_drain.h"
 #include "gw_frame.h"
@@ -479,24 +480,24 @@ static void test_rate_subject(void **state)
 {
     (void)state;
     char a[64], b[64];
-    gw_auth_rate_subject("192.0.2.7", a, sizeof a);
+    gw_register_rate_subject("192.0.2.7", a, sizeof a);
     assert_string_equal(a, "192.0.2.7");
-    gw_auth_rate_subject("::ffff:192.0.2.7", a, sizeof a);
+    gw_register_rate_subject("::ffff:192.0.2.7", a, sizeof a);
     assert_string_equal(a, "192.0.2.7");
-    gw_auth_rate_subject("2001:db8:1:2:3:4:5:6", a, sizeof a);
+    gw_register_rate_subject("2001:db8:1:2:3:4:5:6", a, sizeof a);
     assert_string_equal(a, "2001:db8:1:2::/64");
     /* every address of one /64 is one subject, whatever its spelling */
-    gw_auth_rate_subject("2001:0DB8:0001:0002:ffff:ffff:ffff:ffff", b, sizeof b);
+    gw_register_rate_subject("2001:0DB8:0001:0002:ffff:ffff:ffff:ffff", b, sizeof b);
     assert_string_equal(a, b);
-    gw_auth_rate_subject("2001:db8:1:3::1", b, sizeof b);
+    gw_register_rate_subject("2001:db8:1:3::1", b, sizeof b);
     assert_string_equal(b, "2001:db8:1:3::/64");
-    gw_auth_rate_subject("fe80::1%eth0", a, sizeof a);
+    gw_register_rate_subject("fe80::1%eth0", a, sizeof a);
     assert_string_equal(a, "fe80::/64");
-    gw_auth_rate_subject("::1", a, sizeof a);
+    gw_register_rate_subject("::1", a, sizeof a);
     assert_string_equal(a, "::/64");
-    gw_auth_rate_subject("unknown", a, sizeof a);
+    gw_register_rate_subject("unknown", a, sizeof a);
     assert_string_equal(a, "unknown");
-    gw_auth_rate_subject("2001:db8:1:2:3:4:5:6", a, 8); /* truncated, terminated */
+    gw_register_rate_subject("2001:db8:1:2:3:4:5:6", a, 8); /* truncated, terminated */
     assert_string_equal(a, "2001:db");
 }
 
