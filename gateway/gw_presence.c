@@ -126,7 +126,8 @@ static void gw_presence_claim_cb(redisAsyncContext *ac, void *reply, void *privd
             gw_presence_kick(g, c, other_gw, other_conn);
         } else if (other_conn != c->id) {
             gw_conn *old = gw_conns_get(&g->conns, other_conn);
-            if (old && old != c && old->device_id == c->device_id &&
+            /* already closing (auth replaced it locally): counted and closed once */
+            if (old && old != c && !old->close_code && old->device_id == c->device_id &&
                 strcmp(old->account, c->account) == 0) {
                 pmet_inc(g->m.closes_replaced, 1);
                 gw_conn_close(g, old, PWIRE_CLOSE_REPLACED, "replaced by a newer connection", 0);

@@ -80,8 +80,25 @@ expect_rc 0 probe 1 --send-hex "$(frame_auth nobody_here 1 "$(now_ms)" "$zero_si
   --expect-error AUTH_FAILED --expect-close 1008
 expect_rc 0 probe 1 --send-hex "$(frame_auth alice 1 1000 "$zero_sig")" \
   --expect-error AUTH_FAILED --expect-close 1008
-# TODO(probe): a replayed answer (valid signature over a used challenge) needs a probe action
-# that signs; the CLI cannot produce one.
+
+# --- a replayed answer: the probe signs a valid AuthAnswer with alice's keys, authenticates
+# with it, then sends the very same bytes on a second connection, which has its own challenge.
+# The signature covers the first challenge only: AUTH_FAILED and close 1008, and the gateway
+# logs it as a bad signature (not as some other refusal)
+bad_sigs() { grep -c 'auth_failed.*why="bad signature"' "$T/logs/gw1.log" || true; }
+sigs_before=$(bad_sigs)
+expect_rc 0 probe 1 --keys "$(home_of alice)" --auth-replay
+assert_line "$OUT" '^frame auth_ok account=alice device=1 ' "first connection of the replay"
+assert_line "$OUT" '^conn2 frame challenge ' "second connection of the replay"
+assert_line "$OUT" '^conn2 frame error code=AUTH_FAILED ' "the replayed answer"
+assert_line "$OUT" '^conn2 close 1008$' "the replayed answer"
+assert_not_contains "$OUT" "conn2 frame auth_ok" "the replayed answer"
+assert_eq $((sigs_before + 1)) "$(bad_sigs)" "bad signatures logged by gw1 after the replay"
+# the same bytes again on the connection they authenticated: gw_dispatch answers any AuthAnswer
+# after auth with ALREADY_AUTHENTICATED and keeps the socket open (the Ping still gets its Pong)
+expect_rc 0 probe 1 --keys "$(home_of alice)" --auth --expect-auth-ok --resend-auth \
+  --expect-error ALREADY_AUTHENTICATED --ping --expect-pong
+assert_not_contains "$OUT" "close" "the connection after a repeated answer"
 
 # --- a request before authentication: NOT_AUTHENTICATED and close 1008
 expect_rc 0 probe 1 --send-raw-envelopes alice 1:1 --expect-error NOT_AUTHENTICATED --expect-close 1008

@@ -1,12 +1,15 @@
-/* probe.c: parley-probe, a raw protocol tool for integration tests of bad input.
+/* probe.c: parley-probe, a raw protocol tool for integration tests: bad input, hand-made
+ * authentication (replays), floods and clients that stop reading.
  *
- *   parley-probe --server URL [--home DIR] [--timeout S] ACTION...
+ *   parley-probe --server URL [--home DIR | --keys DIR] [--timeout S] ACTION...
  *
- * Connects (and with --home first authenticates as that device through the client library),
- * then performs the actions in order. Every frame received is printed as one line
- * ("frame pong", "frame error code=BAD_FRAME msg=...", "close 1009", ...). Expectations wait
- * for a matching frame, skipping others; an answer to the probe's own latest request that does
- * not match fails at once. Exit 0 when every expectation was met in order, 1 when one was not
+ * Connects (and with --home first authenticates as that device through the client library;
+ * --keys only loads that home's device keys for --auth), then performs the actions in order.
+ * Every frame received is printed as one line ("frame pong", "frame error code=BAD_FRAME
+ * msg=...", "close 1009", ...); lines of connections opened by --new-conn start with "connN "
+ * (N = 2, 3, ...). Expectations look at the current connection (the latest one) only, wait for
+ * a matching frame, skipping others; an answer to the probe's own latest request that does not
+ * match fails at once. Exit 0 when every expectation was met in order, 1 when one was not
  * (timeout, close, wrong answer), 2 on a usage error.
  *
  * Actions:
@@ -18,7 +21,27 @@
  *                               Send{random client_id} with 16 random bytes of content for each
  *   --expect-error CODE         an Error with that ErrorCode name (BAD_FRAME, ...)
  *   --expect-pong | --expect-send-ok
- *   --expect-close CODE         the server closed with that WebSocket close code */
+ *   --expect-close CODE         the server closed with that WebSocket close code
+ *   --expect-challenge | --expect-auth-ok
+ *
+ * Authentication by hand (needs --keys):
+ *   --auth                      AuthAnswer (request_id 2) signed over the current connection's
+ *                               latest unused challenge; the probe keeps its exact bytes
+ *   --resend-auth               those very bytes again, on the current connection
+ *   --new-conn                  opens another connection to the server; it becomes current
+ *   --auth-replay               shorthand: --auth --expect-auth-ok --new-conn --expect-challenge
+ *                               --resend-auth --expect-error AUTH_FAILED --expect-close 1008
+ * Volume and slowness:
+ *   --flood RECIPIENT DEV:REG[,DEV:REG...] COUNT BYTES
+ *                               COUNT Sends (random client_ids) with BYTES random bytes per
+ *                               envelope, paced under the gateway's send rate and pending-send
+ *                               limits; done when every one got a SendResult (an Error fails)
+ *   --stall SECONDS             prints "stall SECONDS" and blocks: nothing is read from the
+ *                               socket for that long (a client that stopped reading)
+ *   --expect-envelopes N        N distinct envelope ids arrived on the current connection
+ *   --ack-received              acks every envelope id received on the current connection
+ *                               (Ack frames of up to PARLEY_MAX_ACK_IDS ids, one at a time,
+ *                               each waiting for its AckOk); prints "acked N" */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -28,7 +51,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth.h"
+#include "clock.h"
 #include "parley_client.h"
 
 #define DEFAULT_TIMEOUT_S 10.0
@@ -37,17 +63,28 @@
 #define SEND_SIZE_MAX (64u * 1024 * 1024)
 #define DUMMY_CONTENT_BYTES 16
 #define CLOSE_ABNORMAL 1006        /* RFC 6455: no close frame was received */
+#define AUTH_REQUEST_ID 2
+#define CONNS_MAX 8                /* the first connection and those --new-conn opens */
+#define FLOOD_TICK_MS 15           /* one Send per tick: ~66/s, under PARLEY_SEND_RATE_PER_S */
+#define FLOOD_INFLIGHT_MAX (PARLEY_PENDING_SENDS_MAX / 2)
+#define STALL_MAX_S 3600
 
+_Static_assert(1000 / FLOOD_TICK_MS < PARLEY_SEND_RATE_PER_S, "flood pacing over the send rate");
+
+/* The sends come first: run() treats every kind before A_EXPECT_ERROR as something to do. */
 enum act_kind {
     A_SEND_HEX, A_SEND_TEXT, A_SEND_SIZE, A_PING, A_SEND_ENV,
+    A_AUTH, A_RESEND_AUTH, A_NEW_CONN, A_FLOOD, A_STALL, A_ACK_RECEIVED,
     A_EXPECT_ERROR, A_EXPECT_PONG, A_EXPECT_SEND_OK, A_EXPECT_CLOSE,
+    A_EXPECT_CHALLENGE, A_EXPECT_AUTH_OK, A_EXPECT_ENVELOPES,
 };
 
 typedef struct {
     enum act_kind kind;
     const char *arg;   /* hex, text, recipient */
     const char *arg2;  /* DEV:REG list */
-    long num;          /* size, error code, close code */
+    long num;          /* size, error code, close code, count, seconds */
+    long num2;         /* flood: bytes per envelope */
 } action;
 
 enum ev_kind { E_FRAME, E_CLOSE };
@@ -58,11 +95,24 @@ typedef struct {
     int error_code;
     uint64_t request_id;
     int close_code;
+    int conn_ix;       /* which connection: 0 the first, then --new-conn's */
+    uint64_t env_id;   /* envelope frames */
 } event;
 
+struct probe;
+
+/* one connection of the probe; the first is the session's with --home */
 typedef struct {
+    struct probe *p;
+    int ix;
+    pc_conn *raw;      /* owned, NULL for the session's */
+    int closed;
+} pconn;
+
+typedef struct probe {
     const char *server;
     const char *home_dir;
+    int keys_only;     /* --keys: the home's identity for --auth, no session */
     double timeout_s;
     action *acts;
     int nacts;
@@ -72,11 +122,29 @@ typedef struct {
     pc_home home;
     int home_open;
     pc_session *sess;
-    pc_conn *conn;     /* where actions go: the raw conn, or the session's; NULL once closed */
-    pc_conn *raw;      /* owned: the conn without --home */
-    int closed;
+    pc_conn *conn;     /* where actions go: the current conn; NULL once it closed */
+    pconn conns[CONNS_MAX];
+    int nconns;
+    int cur;           /* index of the current conn in conns */
     uv_timer_t deadline;
     uv_timer_t linger;
+    uv_timer_t flood_timer;
+
+    int busy;          /* an action that completes later (--auth, --flood, --ack-received) */
+    int in_run;
+    uint8_t *auth_bytes; /* the packed AuthAnswer of --auth */
+    size_t auth_len;
+
+    uint64_t flood_first_req;
+    long flood_sent, flood_answered;
+
+    uint64_t ack_first_req, ack_next_req;
+    uint64_t *ack_ids;
+    size_t ack_n, ack_done;
+
+    uint64_t *env_ids; /* distinct ids seen by the current --expect-envelopes */
+    size_t n_env_ids, cap_env_ids;
+    int env_ids_act;   /* the action they belong to, -1 none */
 
     event *evs;
     int nevs, capevs;
@@ -117,8 +185,11 @@ static void fail(probe *p, const char *fmt, ...)
 static const char *act_name(const action *a)
 {
     static const char *names[] = { "--send-hex", "--send-text", "--send-size", "--ping",
-                                   "--send-raw-envelopes", "--expect-error", "--expect-pong",
-                                   "--expect-send-ok", "--expect-close" };
+                                   "--send-raw-envelopes", "--auth", "--resend-auth",
+                                   "--new-conn", "--flood", "--stall", "--ack-received",
+                                   "--expect-error", "--expect-pong", "--expect-send-ok",
+                                   "--expect-close", "--expect-challenge", "--expect-auth-ok",
+                                   "--expect-envelopes" };
     return names[a->kind];
 }
 
@@ -131,8 +202,15 @@ static void print_u32s(const char *label, const uint32_t *v, size_t n)
         printf("%s%u", i ? "," : "", (unsigned)v[i]);
 }
 
-static void print_frame(const Parley__V1__ServerFrame *f)
+static void print_prefix(int conn_ix)
 {
+    if (conn_ix > 0)
+        printf("conn%d ", conn_ix + 1);
+}
+
+static void print_frame(int conn_ix, const Parley__V1__ServerFrame *f)
+{
+    print_prefix(conn_ix);
     switch (f->body_case) {
     case PARLEY__V1__SERVER_FRAME__BODY_CHALLENGE:
         printf("frame challenge gateway=%s difficulty=%u", f->challenge->gateway_id,
@@ -207,9 +285,28 @@ static int matches(const action *a, const event *e)
         return e->kind == E_FRAME && e->body == PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT;
     case A_EXPECT_CLOSE:
         return e->kind == E_CLOSE && e->close_code == a->num;
+    case A_EXPECT_CHALLENGE:
+        return e->kind == E_FRAME && e->body == PARLEY__V1__SERVER_FRAME__BODY_CHALLENGE;
+    case A_EXPECT_AUTH_OK:
+        return e->kind == E_FRAME && e->body == PARLEY__V1__SERVER_FRAME__BODY_AUTH_OK;
     default:
         return 0;
     }
+}
+
+static int cur_closed(const probe *p)
+{
+    return p->conns[p->cur].closed;
+}
+
+static void run(probe *p);
+
+/* An action that completed later (a callback) than do_send returned. */
+static void async_done(probe *p)
+{
+    p->busy = 0;
+    p->next_act++;
+    run(p);
 }
 
 static int send_frame(probe *p, Parley__V1__ClientFrame *f)
@@ -224,28 +321,32 @@ static int send_frame(probe *p, Parley__V1__ClientFrame *f)
     return 0;
 }
 
-static int do_send_envelopes(probe *p, const action *a)
+/* One Send of random content_len bytes per DEV:REG in list (request_id rid). */
+static int send_envelopes(probe *p, const char *recipient, const char *list, size_t content_len,
+                          uint64_t rid)
 {
     Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
     Parley__V1__Send s = PARLEY__V1__SEND__INIT;
     size_t n = 1, i = 0;
     const char *q;
     Parley__V1__OutEnvelope *env, **envp;
-    uint8_t content[DUMMY_CONTENT_BYTES];
+    uint8_t *content;
     int rc;
 
-    for (q = a->arg2; *q; q++)
+    for (q = list; *q; q++)
         n += *q == ',';
     env = calloc(n, sizeof *env);
     envp = calloc(n, sizeof *envp);
-    if (!env || !envp) {
+    content = malloc(content_len ? content_len : 1);
+    if (!env || !envp || !content) {
         free(env);
         free(envp);
+        free(content);
         fail(p, "out of memory");
         return -1;
     }
-    randombytes_buf(content, sizeof content);
-    for (q = a->arg2; i < n; i++) {
+    randombytes_buf(content, content_len);
+    for (q = list; i < n; i++) {
         char *end;
         unsigned long dev = strtoul(q, &end, 10), reg = 0;
         if (*end == ':')
@@ -254,30 +355,273 @@ static int do_send_envelopes(probe *p, const action *a)
         env[i].device_id = (uint32_t)dev;
         env[i].registration_id = (uint32_t)reg;
         env[i].content.data = content;
-        env[i].content.len = sizeof content;
+        env[i].content.len = content_len;
         envp[i] = &env[i];
         q = *end == ',' ? end + 1 : end;
     }
     while (!(s.client_id = ((uint64_t)randombytes_random() << 32) | randombytes_random()))
         ;
-    s.recipient = (char *)a->arg;
+    s.recipient = (char *)recipient;
     s.envelopes = envp;
     s.n_envelopes = n;
-    f.request_id = p->next_req++;
+    f.request_id = rid;
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_SEND;
     f.send = &s;
     rc = send_frame(p, &f);
     free(env);
     free(envp);
+    free(content);
     return rc;
 }
 
+/* ---- --auth: an AuthAnswer signed by hand, its bytes kept for --resend-auth ---------------- */
+
+static void auth_on_challenge(pc_conn *c, const pc_challenge *ch, const pc_status *st, void *ud)
+{
+    probe *p = ud;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__AuthAnswer a = PARLEY__V1__AUTH_ANSWER__INIT;
+    const pc_identity *id = &p->home.id;
+    uint8_t tr[PAUTH_TRANSCRIPT_MAX], sig[64];
+    uint64_t now = pclock_wall_ms();
+    size_t trlen;
+    pc_status err;
+
+    (void)c;
+    if (p->done)
+        return;
+    if (!ch) {
+        fail(p, "--auth: no challenge: %s", st ? st->msg : "closed");
+        return;
+    }
+    trlen = pauth_auth_transcript(tr, ch->nonce, ch->gateway_id, id->username, id->device_id,
+                                  now);
+    if (!trlen) {
+        fail(p, "--auth: cannot build the auth transcript");
+        return;
+    }
+    pc_keys_sign_device(&id->keys, sig, tr, trlen);
+    a.account = (char *)id->username;
+    a.device_id = id->device_id;
+    a.timestamp_ms = now;
+    a.signature.data = sig;
+    a.signature.len = sizeof sig;
+    f.request_id = AUTH_REQUEST_ID;
+    f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_AUTH;
+    f.auth = &a;
+    free(p->auth_bytes);
+    p->auth_len = parley__v1__client_frame__get_packed_size(&f);
+    p->auth_bytes = malloc(p->auth_len);
+    if (!p->auth_bytes) {
+        fail(p, "out of memory");
+        return;
+    }
+    parley__v1__client_frame__pack(&f, p->auth_bytes);
+    if (pc_conn_send_raw(p->conn, p->auth_bytes, p->auth_len, 1, &err) < 0) {
+        fail(p, "--auth: %s", err.msg);
+        return;
+    }
+    p->last_req = AUTH_REQUEST_ID;
+    async_done(p);
+}
+
+/* ---- --flood ------------------------------------------------------------------------------ */
+
+static void flood_tick(uv_timer_t *t)
+{
+    probe *p = t->data;
+    const action *a = &p->acts[p->next_act];
+
+    if (p->done || p->flood_sent >= a->num ||
+        p->flood_sent - p->flood_answered >= FLOOD_INFLIGHT_MAX)
+        return;
+    if (!p->conn) {
+        fail(p, "--flood: the connection closed after %ld of %ld sends", p->flood_sent, a->num);
+        return;
+    }
+    if (send_envelopes(p, a->arg, a->arg2, (size_t)a->num2,
+                       p->flood_first_req + (uint64_t)p->flood_sent) == 0)
+        p->flood_sent++;
+}
+
+/* A frame answering one of the flood's sends: count it, or fail on an error. */
+static void flood_answer(probe *p, const Parley__V1__ServerFrame *f)
+{
+    const action *a = &p->acts[p->next_act];
+
+    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT) {
+        fail(p, "--flood: send %" PRIu64 " was not accepted",
+             f->request_id - p->flood_first_req + 1);
+        return;
+    }
+    if (++p->flood_answered < a->num)
+        return;
+    uv_timer_stop(&p->flood_timer);
+    printf("flood done %ld\n", p->flood_answered);
+    fflush(stdout);
+    p->cursor = p->nevs; /* the answers were the flood's, not for later expectations */
+    p->last_req = 0;
+    p->next_req = p->flood_first_req + (uint64_t)p->flood_sent;
+    async_done(p);
+}
+
+static int flood_owns(const probe *p, uint64_t rid)
+{
+    return p->busy && p->next_act < p->nacts && p->acts[p->next_act].kind == A_FLOOD &&
+           rid >= p->flood_first_req && rid < p->flood_first_req + (uint64_t)p->flood_sent;
+}
+
+/* ---- --ack-received ----------------------------------------------------------------------- */
+
+static int ack_send_next(probe *p)
+{
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Ack ack = PARLEY__V1__ACK__INIT;
+    size_t n = p->ack_n - p->ack_done;
+
+    if (n > PARLEY_MAX_ACK_IDS)
+        n = PARLEY_MAX_ACK_IDS;
+    ack.envelope_ids = p->ack_ids + p->ack_done;
+    ack.n_envelope_ids = n;
+    f.request_id = p->ack_next_req;
+    f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_ACK;
+    f.ack = &ack;
+    return send_frame(p, &f);
+}
+
+static int ack_owns(const probe *p, uint64_t rid)
+{
+    return p->busy && p->next_act < p->nacts && p->acts[p->next_act].kind == A_ACK_RECEIVED &&
+           rid == p->ack_next_req;
+}
+
+static void ack_answer(probe *p, const Parley__V1__ServerFrame *f)
+{
+    size_t n = p->ack_n - p->ack_done;
+
+    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_ACK_OK) {
+        fail(p, "--ack-received: an Ack was refused");
+        return;
+    }
+    p->ack_done += n > PARLEY_MAX_ACK_IDS ? PARLEY_MAX_ACK_IDS : n;
+    p->ack_next_req++;
+    if (p->ack_done < p->ack_n) {
+        ack_send_next(p);
+        return;
+    }
+    printf("acked %zu\n", p->ack_n);
+    fflush(stdout);
+    p->cursor = p->nevs;
+    p->last_req = 0;
+    p->next_req = p->ack_next_req;
+    async_done(p);
+}
+
+static int has_id(const uint64_t *ids, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return 1;
+    return 0;
+}
+
+/* 0 when there is nothing to ack (done at once), 1 when Acks went out, -1 on failure */
+static int ack_start(probe *p)
+{
+    free(p->ack_ids);
+    p->ack_ids = NULL;
+    p->ack_n = p->ack_done = 0;
+    for (int i = 0; i < p->nevs; i++) {
+        const event *e = &p->evs[i];
+        if (e->kind != E_FRAME || e->conn_ix != p->cur ||
+            e->body != PARLEY__V1__SERVER_FRAME__BODY_ENVELOPE ||
+            has_id(p->ack_ids, p->ack_n, e->env_id))
+            continue;
+        uint64_t *n = realloc(p->ack_ids, (p->ack_n + 1) * sizeof *n);
+        if (!n) {
+            fail(p, "out of memory");
+            return -1;
+        }
+        p->ack_ids = n;
+        p->ack_ids[p->ack_n++] = e->env_id;
+    }
+    if (!p->ack_n) {
+        printf("acked 0\n");
+        fflush(stdout);
+        return 0;
+    }
+    p->ack_next_req = p->next_req;
+    return ack_send_next(p) < 0 ? -1 : 1;
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static void on_frame_seen(probe *p, int ix, const Parley__V1__ServerFrame *f);
+static void on_closed(probe *p, int ix, const pc_status *st);
+
+static void raw_tap(pc_conn *c, const Parley__V1__ServerFrame *f, void *ud)
+{
+    pconn *pc = ud;
+
+    (void)c;
+    on_frame_seen(pc->p, pc->ix, f);
+}
+
+static void raw_close(pc_conn *c, const pc_status *st, void *ud)
+{
+    pconn *pc = ud;
+
+    (void)c;
+    on_closed(pc->p, pc->ix, st);
+}
+
+/* Opens a raw conn and makes it current. */
+static int open_raw(probe *p)
+{
+    pc_conn_events ev = { raw_tap, NULL, raw_close };
+    pc_status st;
+    pconn *pc;
+
+    if (p->nconns == CONNS_MAX) {
+        fail(p, "--new-conn: at most %d connections", CONNS_MAX);
+        return -1;
+    }
+    pc = &p->conns[p->nconns];
+    pc->p = p;
+    pc->ix = p->nconns;
+    pc->raw = pc_conn_open(p->ctx, p->server, &ev, pc, &st);
+    if (!pc->raw) {
+        fail(p, "%s", st.msg);
+        return -1;
+    }
+    p->cur = p->nconns++;
+    p->conn = pc->raw;
+    p->last_req = 0;
+    return 0;
+}
+
+/* ---- sends -------------------------------------------------------------------------------- */
+
+/* -1 failed, 0 done, 1 completes later (async_done) */
 static int do_send(probe *p, const action *a)
 {
     pc_status st;
     int rc = 0;
 
-    if (p->closed) {
+    if (a->kind == A_NEW_CONN)
+        return open_raw(p);
+    if (a->kind == A_STALL) {
+        uint64_t end = pclock_mono_us() + (uint64_t)a->num * 1000000;
+        printf("stall %ld\n", a->num);
+        fflush(stdout);
+        /* blocking on purpose: the loop does not run, so nothing is read from the socket */
+        while (pclock_mono_us() < end) {
+            struct timespec ts = { 0, 50 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+        return 0;
+    }
+    if (!p->conn || cur_closed(p)) {
         fail(p, "%s: the connection is closed", act_name(a));
         return -1;
     }
@@ -319,7 +663,35 @@ static int do_send(probe *p, const action *a)
         return send_frame(p, &f);
     }
     case A_SEND_ENV:
-        return do_send_envelopes(p, a);
+        return send_envelopes(p, a->arg, a->arg2, DUMMY_CONTENT_BYTES, p->next_req++);
+    case A_AUTH:
+        p->busy = 1;
+        /* may call back before returning: async_done then finds p->in_run set */
+        pc_conn_on_challenge(p->conn, auth_on_challenge, p);
+        return 1;
+    case A_RESEND_AUTH:
+        if (!p->auth_bytes) {
+            fail(p, "--resend-auth: no --auth before it");
+            return -1;
+        }
+        if (pc_conn_send_raw(p->conn, p->auth_bytes, p->auth_len, 1, &st) < 0) {
+            fail(p, "--resend-auth: %s", st.msg);
+            return -1;
+        }
+        p->last_req = AUTH_REQUEST_ID;
+        return 0;
+    case A_FLOOD:
+        p->busy = 1;
+        p->flood_first_req = p->next_req;
+        p->flood_sent = p->flood_answered = 0;
+        uv_timer_start(&p->flood_timer, flood_tick, 0, FLOOD_TICK_MS);
+        return 1;
+    case A_ACK_RECEIVED:
+        p->busy = 1;
+        rc = ack_start(p);
+        if (rc <= 0)
+            p->busy = 0;
+        return rc;
     default:
         return 0;
     }
@@ -339,7 +711,7 @@ static void all_done(probe *p)
 {
     uv_timer_stop(&p->deadline);
     /* let the last sends leave (and their answers print) before closing */
-    if (p->conn && !p->closed) {
+    if (p->conn && !cur_closed(p)) {
         pc_conn_close(p->conn, 1000, "probe done");
         uv_timer_start(&p->linger, linger_done, 1000, 0);
     } else {
@@ -347,27 +719,60 @@ static void all_done(probe *p)
     }
 }
 
-static void run(probe *p)
+/* --expect-envelopes: 1 once e makes the count */
+static int count_envelope(probe *p, const action *a, const event *e)
 {
-    if (!p->started || p->done)
-        return;
-    while (p->next_act < p->nacts) {
+    if (p->env_ids_act != p->next_act) {
+        p->env_ids_act = p->next_act;
+        p->n_env_ids = 0;
+    }
+    if (e->kind != E_FRAME || e->body != PARLEY__V1__SERVER_FRAME__BODY_ENVELOPE)
+        return 0;
+    if (!has_id(p->env_ids, p->n_env_ids, e->env_id)) {
+        if (p->n_env_ids == p->cap_env_ids) {
+            size_t cap = p->cap_env_ids ? p->cap_env_ids * 2 : 64;
+            uint64_t *n = realloc(p->env_ids, cap * sizeof *n);
+            if (!n) {
+                fail(p, "out of memory");
+                return 0;
+            }
+            p->env_ids = n;
+            p->cap_env_ids = cap;
+        }
+        p->env_ids[p->n_env_ids++] = e->env_id;
+    }
+    return p->n_env_ids >= (size_t)a->num;
+}
+
+static void run_body(probe *p)
+{
+    while (p->next_act < p->nacts && !p->done) {
         const action *a = &p->acts[p->next_act];
+        if (p->busy)
+            return; /* an action completes later */
         if (a->kind < A_EXPECT_ERROR) {
-            if (do_send(p, a) < 0)
+            int rc = do_send(p, a);
+            if (rc < 0)
                 return;
+            if (rc == 0)
+                p->next_act++;
+            continue; /* rc 1: busy until async_done, which may already have run */
+        }
+        if (a->kind == A_EXPECT_ENVELOPES && a->num == 0) {
             p->next_act++;
             continue;
         }
         for (;;) {
             const event *e;
             if (p->cursor == p->nevs) {
-                if (p->closed)
+                if (cur_closed(p))
                     fail(p, "%s %ld: the connection closed first", act_name(a), a->num);
                 return; /* wait for more */
             }
             e = &p->evs[p->cursor++];
-            if (matches(a, e))
+            if (e->conn_ix != p->cur)
+                continue;
+            if (a->kind == A_EXPECT_ENVELOPES ? count_envelope(p, a, e) : matches(a, e))
                 break;
             if (e->kind == E_FRAME && p->last_req && e->request_id == p->last_req) {
                 fail(p, "%s: the answer to request %" PRIu64 " was something else",
@@ -377,7 +782,17 @@ static void run(probe *p)
         }
         p->next_act++;
     }
-    all_done(p);
+    if (!p->done && !p->busy)
+        all_done(p);
+}
+
+static void run(probe *p)
+{
+    if (!p->started || p->done || p->in_run)
+        return;
+    p->in_run = 1;
+    run_body(p);
+    p->in_run = 0;
 }
 
 static void add_event(probe *p, const event *e)
@@ -396,53 +811,53 @@ static void add_event(probe *p, const event *e)
     run(p);
 }
 
-static void on_frame_seen(probe *p, const Parley__V1__ServerFrame *f)
+static void on_frame_seen(probe *p, int ix, const Parley__V1__ServerFrame *f)
 {
-    event e = { E_FRAME, (int)f->body_case, 0, f->request_id, 0 };
+    event e = { E_FRAME, (int)f->body_case, 0, f->request_id, 0, ix, 0 };
 
-    print_frame(f);
+    print_frame(ix, f);
     if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error)
         e.error_code = f->error->code;
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ENVELOPE && f->envelope)
+        e.env_id = f->envelope->id;
     add_event(p, &e);
+    if (ix != p->cur || !f->request_id || p->done)
+        return;
+    if (flood_owns(p, f->request_id))
+        flood_answer(p, f);
+    else if (ack_owns(p, f->request_id))
+        ack_answer(p, f);
 }
 
-static void on_closed(probe *p, const pc_status *st)
+static void on_closed(probe *p, int ix, const pc_status *st)
 {
-    event e = { E_CLOSE, 0, 0, 0, st->close_code ? st->close_code : CLOSE_ABNORMAL };
+    event e = { E_CLOSE, 0, 0, 0, st->close_code ? st->close_code : CLOSE_ABNORMAL, ix, 0 };
 
-    if (p->closed)
+    if (p->conns[ix].closed)
         return;
-    p->closed = 1;
-    p->conn = NULL;
-    if (p->next_act == p->nacts) {
-        stop(p, 0); /* our own close after the last action */
-        return;
+    p->conns[ix].closed = 1;
+    if (ix == p->cur) {
+        p->conn = NULL;
+        if (p->next_act == p->nacts) {
+            stop(p, 0); /* our own close after the last action */
+            return;
+        }
     }
+    print_prefix(ix);
     printf("close %d\n", e.close_code);
     fflush(stdout);
     if (!st->close_code)
         fprintf(stderr, "parley-probe: %s\n", st->msg);
     add_event(p, &e);
-}
-
-/* raw connection callbacks */
-static void raw_tap(pc_conn *c, const Parley__V1__ServerFrame *f, void *ud)
-{
-    (void)c;
-    on_frame_seen(ud, f);
-}
-
-static void raw_close(pc_conn *c, const pc_status *st, void *ud)
-{
-    (void)c;
-    on_closed(ud, st);
+    if (ix == p->cur && p->busy)
+        fail(p, "%s: the connection closed first", act_name(&p->acts[p->next_act]));
 }
 
 /* session callbacks (--home) */
 static void sess_tap(pc_session *s, const Parley__V1__ServerFrame *f, void *ud)
 {
     (void)s;
-    on_frame_seen(ud, f);
+    on_frame_seen(ud, 0, f);
 }
 
 static void sess_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
@@ -468,7 +883,7 @@ static void sess_down(pc_session *s, const pc_status *st, int retrying, void *ud
              (unsigned)p->home.id.device_id, st->msg);
         return;
     }
-    on_closed(p, st);
+    on_closed(p, 0, st);
 }
 
 static void deadline_cb(uv_timer_t *t)
@@ -493,35 +908,65 @@ static int usage(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nusage: parley-probe --server URL [--home DIR] [--timeout S] ACTION...\n", stderr);
+    fputs("\nusage: parley-probe --server URL [--home DIR | --keys DIR] [--timeout S] "
+          "ACTION...\n", stderr);
     return 2;
+}
+
+static int needs_values(const char *o)
+{
+    static const char *const one[] = { "--server", "--home", "--keys", "--timeout",
+                                       "--send-hex", "--send-text", "--send-size",
+                                       "--expect-error", "--expect-close", "--stall",
+                                       "--expect-envelopes" };
+
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
+        if (!strcmp(o, one[i]))
+            return 1;
+    if (!strcmp(o, "--send-raw-envelopes"))
+        return 2;
+    if (!strcmp(o, "--flood"))
+        return 4;
+    return 0;
+}
+
+/* strtol of a whole argument in lo..hi into *out; -1 when it is not */
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    return (errno || end == s || *end || *out < lo || *out > hi) ? -1 : 0;
+}
+
+static void push_act(probe *p, enum act_kind kind, long num)
+{
+    p->acts[p->nacts].kind = kind;
+    p->acts[p->nacts].num = num;
+    p->nacts++;
 }
 
 static int parse(probe *p, int argc, char **argv)
 {
-    p->acts = calloc((size_t)argc, sizeof *p->acts);
+    /* --auth-replay is the longest expansion: 7 actions for 1 argument */
+    p->acts = calloc((size_t)argc * 7, sizeof *p->acts);
     p->timeout_s = DEFAULT_TIMEOUT_S;
     if (!p->acts)
         return usage("out of memory");
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         action *a = &p->acts[p->nacts];
-        int need = 0;
+        int need = needs_values(o);
         char *end;
 
-        if (!strcmp(o, "--server") || !strcmp(o, "--home") || !strcmp(o, "--timeout") ||
-            !strcmp(o, "--send-hex") || !strcmp(o, "--send-text") ||
-            !strcmp(o, "--send-size") || !strcmp(o, "--expect-error") ||
-            !strcmp(o, "--expect-close"))
-            need = 1;
-        else if (!strcmp(o, "--send-raw-envelopes"))
-            need = 2;
         if (i + need >= argc)
             return usage("%s needs %d value%s", o, need, need > 1 ? "s" : "");
         if (!strcmp(o, "--server")) {
             p->server = argv[++i];
-        } else if (!strcmp(o, "--home")) {
+        } else if (!strcmp(o, "--home") || !strcmp(o, "--keys")) {
             p->home_dir = argv[++i];
+            p->keys_only = !strcmp(o, "--keys");
         } else if (!strcmp(o, "--timeout")) {
             p->timeout_s = strtod(argv[++i], &end);
             if (*end || !(p->timeout_s > 0))
@@ -536,18 +981,51 @@ static int parse(probe *p, int argc, char **argv)
             p->nacts++;
         } else if (!strcmp(o, "--send-size")) {
             a->kind = A_SEND_SIZE;
-            a->num = strtol(argv[++i], &end, 10);
-            if (*end || a->num < 0 || (unsigned long)a->num > SEND_SIZE_MAX)
+            if (parse_long(argv[++i], 0, SEND_SIZE_MAX, &a->num) < 0)
                 return usage("--send-size wants 0..%u", SEND_SIZE_MAX);
             p->nacts++;
         } else if (!strcmp(o, "--ping")) {
-            a->kind = A_PING;
-            p->nacts++;
+            push_act(p, A_PING, 0);
         } else if (!strcmp(o, "--send-raw-envelopes")) {
             a->kind = A_SEND_ENV;
             a->arg = argv[++i];
             a->arg2 = argv[++i];
             p->nacts++;
+        } else if (!strcmp(o, "--flood")) {
+            a->kind = A_FLOOD;
+            a->arg = argv[++i];
+            a->arg2 = argv[++i];
+            if (parse_long(argv[++i], 1, 1000000, &a->num) < 0)
+                return usage("--flood wants a COUNT of 1..1000000");
+            if (parse_long(argv[++i], 1, PARLEY_MAX_ENVELOPE_BYTES, &a->num2) < 0)
+                return usage("--flood wants BYTES of 1..%d", PARLEY_MAX_ENVELOPE_BYTES);
+            p->nacts++;
+        } else if (!strcmp(o, "--stall")) {
+            a->kind = A_STALL;
+            if (parse_long(argv[++i], 0, STALL_MAX_S, &a->num) < 0)
+                return usage("--stall wants 0..%d seconds", STALL_MAX_S);
+            p->nacts++;
+        } else if (!strcmp(o, "--expect-envelopes")) {
+            a->kind = A_EXPECT_ENVELOPES;
+            if (parse_long(argv[++i], 0, 100000000, &a->num) < 0)
+                return usage("--expect-envelopes wants a count");
+            p->nacts++;
+        } else if (!strcmp(o, "--ack-received")) {
+            push_act(p, A_ACK_RECEIVED, 0);
+        } else if (!strcmp(o, "--auth")) {
+            push_act(p, A_AUTH, 0);
+        } else if (!strcmp(o, "--resend-auth")) {
+            push_act(p, A_RESEND_AUTH, 0);
+        } else if (!strcmp(o, "--new-conn")) {
+            push_act(p, A_NEW_CONN, 0);
+        } else if (!strcmp(o, "--auth-replay")) {
+            push_act(p, A_AUTH, 0);
+            push_act(p, A_EXPECT_AUTH_OK, 0);
+            push_act(p, A_NEW_CONN, 0);
+            push_act(p, A_EXPECT_CHALLENGE, 0);
+            push_act(p, A_RESEND_AUTH, 0);
+            push_act(p, A_EXPECT_ERROR, PARLEY__V1__ERROR_CODE__AUTH_FAILED);
+            push_act(p, A_EXPECT_CLOSE, 1008);
         } else if (!strcmp(o, "--expect-error")) {
             a->kind = A_EXPECT_ERROR;
             a->num = pc_error_from_name(argv[++i]);
@@ -555,15 +1033,16 @@ static int parse(probe *p, int argc, char **argv)
                 return usage("unknown error code %s", argv[i]);
             p->nacts++;
         } else if (!strcmp(o, "--expect-pong")) {
-            a->kind = A_EXPECT_PONG;
-            p->nacts++;
+            push_act(p, A_EXPECT_PONG, 0);
         } else if (!strcmp(o, "--expect-send-ok")) {
-            a->kind = A_EXPECT_SEND_OK;
-            p->nacts++;
+            push_act(p, A_EXPECT_SEND_OK, 0);
+        } else if (!strcmp(o, "--expect-challenge")) {
+            push_act(p, A_EXPECT_CHALLENGE, 0);
+        } else if (!strcmp(o, "--expect-auth-ok")) {
+            push_act(p, A_EXPECT_AUTH_OK, 0);
         } else if (!strcmp(o, "--expect-close")) {
             a->kind = A_EXPECT_CLOSE;
-            a->num = strtol(argv[++i], &end, 10);
-            if (*end || a->num < 1000 || a->num > 4999)
+            if (parse_long(argv[++i], 1000, 4999, &a->num) < 0)
                 return usage("--expect-close wants a close code");
             p->nacts++;
         } else {
@@ -572,6 +1051,9 @@ static int parse(probe *p, int argc, char **argv)
     }
     if (!p->server)
         return usage("--server is required");
+    for (int k = 0; k < p->nacts; k++)
+        if (p->acts[k].kind == A_AUTH && !(p->home_dir && p->keys_only))
+            return usage("--auth and --auth-replay need --keys");
     return 0;
 }
 
@@ -585,26 +1067,26 @@ static int start(probe *p)
         return -1;
     }
     if (p->home_dir) {
-        pc_session_events ev = { sess_up, NULL, sess_down, sess_tap };
         if (pc_home_open(&p->home, p->home_dir, 0, &st) < 0 || (p->home_open = 1, 0) ||
             pc_home_load(&p->home, &st) < 0) {
             p->home_open = 1;
             fail(p, "%s", st.msg);
             return -1;
         }
+    }
+    if (p->home_dir && !p->keys_only) {
+        pc_session_events ev = { sess_up, NULL, sess_down, sess_tap };
         p->sess = pc_session_new(p->ctx, p->server, &p->home.id, &ev, p, &st);
         if (!p->sess) {
             fail(p, "%s", st.msg);
             return -1;
         }
+        p->conns[0].p = p;
+        p->nconns = 1;
         pc_session_start(p->sess);
     } else {
-        pc_conn_events ev = { raw_tap, NULL, raw_close };
-        p->raw = p->conn = pc_conn_open(p->ctx, p->server, &ev, p, &st);
-        if (!p->conn) {
-            fail(p, "%s", st.msg);
+        if (open_raw(p) < 0)
             return -1;
-        }
         p->started = 1;
     }
     uv_timer_start(&p->deadline, deadline_cb, (uint64_t)llround(p->timeout_s * 1000), 0);
@@ -618,6 +1100,7 @@ int main(int argc, char **argv)
     int rc;
 
     memset(&p, 0, sizeof p);
+    p.env_ids_act = -1;
     rc = parse(&p, argc, argv);
     if (rc) {
         free(p.acts);
@@ -631,21 +1114,27 @@ int main(int argc, char **argv)
     }
     uv_timer_init(&p.loop, &p.deadline);
     uv_timer_init(&p.loop, &p.linger);
-    p.deadline.data = p.linger.data = &p;
+    uv_timer_init(&p.loop, &p.flood_timer);
+    p.deadline.data = p.linger.data = p.flood_timer.data = &p;
     p.next_req = FIRST_SEND_REQUEST_ID;
     start(&p);
     uv_run(&p.loop, UV_RUN_DEFAULT);
 
     pc_session_free(p.sess);
-    pc_conn_free(p.raw);
+    for (int i = 0; i < p.nconns; i++)
+        pc_conn_free(p.conns[i].raw);
     if (p.ctx)
         pc_ctx_free(p.ctx);
     uv_close((uv_handle_t *)&p.deadline, NULL);
     uv_close((uv_handle_t *)&p.linger, NULL);
+    uv_close((uv_handle_t *)&p.flood_timer, NULL);
     uv_run(&p.loop, UV_RUN_DEFAULT);
     uv_loop_close(&p.loop);
     if (p.home_open)
         pc_home_free(&p.home);
+    free(p.auth_bytes);
+    free(p.ack_ids);
+    free(p.env_ids);
     free(p.evs);
     free(p.acts);
     return p.rc;
