@@ -251,10 +251,9 @@ static size_t pcfg_split_flag(const char *arg, const char **value)
     return eq ? (size_t)(eq - arg) : strlen(arg);
 }
 
-static int pcfg_apply(const char *prog, const pcfg_opt *opts, size_t nopts, void *cfg, int argc,
-                      char **argv)
+/* 1. defaults; fields start uninitialised, so nothing is freed here */
+static int pcfg_apply_defaults(const char *prog, const pcfg_opt *opts, size_t nopts, void *cfg)
 {
-    /* 1. defaults; fields start uninitialised, so nothing is freed here */
     for (size_t i = 0; i < nopts; i++)
         if (opts[i].type == PCFG_STR)
             *(char **)(void *)((char *)cfg + opts[i].offset) = NULL;
@@ -266,11 +265,17 @@ static int pcfg_apply(const char *prog, const pcfg_opt *opts, size_t nopts, void
     }
     for (size_t i = 0; i < nopts; i++) {
         pcfg_src src = {prog, "default of", opts[i].name, 0};
-        if ((opts[i].def || opts[i].type != PCFG_STR) && pcfg_set(&opts[i], cfg, opts[i].def, &src) != 0)
+        if ((opts[i].def || opts[i].type != PCFG_STR) &&
+            pcfg_set(&opts[i], cfg, opts[i].def, &src) != 0)
             return -1;
     }
+    return 0;
+}
 
-    /* 2. the config file: the last --config wins, else PARLEY_CONFIG */
+/* 2. the config file: the last --config wins, else PARLEY_CONFIG */
+static int pcfg_apply_file(const char *prog, const pcfg_opt *opts, size_t nopts, void *cfg,
+                           int argc, char **argv)
+{
     const char *file = getenv(PCFG_ENV_PREFIX "CONFIG");
     for (int i = 1; i < argc; i++) {
         const char *value;
@@ -292,8 +297,12 @@ static int pcfg_apply(const char *prog, const pcfg_opt *opts, size_t nopts, void
     }
     if (file && file[0] && pcfg_load_file(prog, file, opts, nopts, cfg) != 0)
         return -1;
+    return 0;
+}
 
-    /* 3. environment */
+/* 3. environment */
+static int pcfg_apply_env(const char *prog, const pcfg_opt *opts, size_t nopts, void *cfg)
+{
     for (size_t i = 0; i < nopts; i++) {
         char env[sizeof PCFG_ENV_PREFIX + PCFG_NAME_MAX];
         pcfg_env_name(opts[i].name, env);
@@ -304,8 +313,13 @@ static int pcfg_apply(const char *prog, const pcfg_opt *opts, size_t nopts, void
         if (pcfg_set(&opts[i], cfg, v, &src) != 0)
             return -1;
     }
+    return 0;
+}
 
-    /* 4. flags */
+/* 4. flags */
+static int pcfg_apply_flags(const char *prog, const pcfg_opt *opts, size_t nopts, void *cfg,
+                            int argc, char **argv)
+{
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
@@ -339,6 +353,18 @@ static int pcfg_apply(const char *prog, const pcfg_opt *opts, size_t nopts, void
         if (pcfg_set(o, cfg, value, &src) != 0)
             return -1;
     }
+    return 0;
+}
+
+/* Later sources override earlier ones: defaults < file < environment < flags. */
+static int pcfg_apply(const char *prog, const pcfg_opt *opts, size_t nopts, void *cfg, int argc,
+                      char **argv)
+{
+    if (pcfg_apply_defaults(prog, opts, nopts, cfg) != 0 ||
+        pcfg_apply_file(prog, opts, nopts, cfg, argc, argv) != 0 ||
+        pcfg_apply_env(prog, opts, nopts, cfg) != 0 ||
+        pcfg_apply_flags(prog, opts, nopts, cfg, argc, argv) != 0)
+        return -1;
     return 0;
 }
 
