@@ -13,9 +13,11 @@
 # Services: start_redis, start_pg, start_fanout I, start_gateway I (I = 1 or 2; extra config
 # lines in GW_EXTRA[I] / FO_EXTRA[I]), stop_* (SIGTERM, must exit 0), kill_* (SIGKILL),
 # start_cluster (all of them). Ports: REDIS_PORT PG_PORT GW_PORT[I] GW_ADMIN[I] FO_ADMIN[I],
-# GW_URL[I]. Clients: cli USER ARGS (home folder per user), register USER I, probe I ARGS.
+# GW_URL[I]. Clients: cli USER ARGS (home folder per user), register USER I, probe I ARGS;
+# helpers in the background: spawn / spawn_to, stopped with stop_spawned (and all killed at exit).
 # Checks: fail, assert_eq, assert_contains, assert_not_contains, assert_match, run (sets RC,
-# OUT, ERR), wait_until, psql_q, redis_q.
+# OUT, ERR), wait_until, psql_q, redis_q, readyz_is, metric_sum. Outages: restart_redis (empty,
+# same port), pause_pg / resume_pg. Graceful stop observed by the test: term_service, await_exit.
 
 set -euo pipefail
 
@@ -128,6 +130,21 @@ spawn_to() {
   BG_PIDS+=("$SPAWNED")
 }
 
+# _descendants PID: every process below PID (a spawned function runs in a subshell whose
+# children, e.g. timeout and the CLI, outlive a signal to the subshell alone)
+_descendants() {
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do _descendants "$c"; echo "$c"; done
+}
+
+# stop_spawned PID [SIGNAL]: signals a spawned helper and everything it started (TERM by
+# default), then reaps it; WRC is its exit status
+stop_spawned() {
+  local p
+  for p in $(_descendants "$1") "$1"; do kill "-${2:-TERM}" "$p" 2>/dev/null || true; done
+  wait_rc "$1"
+}
+
 # wait_rc PID: sets WRC to the exit status of a spawned process (not in $(...): a subshell
 # cannot wait for its parent's children)
 wait_rc() { WRC=0; wait "$1" || WRC=$?; }
@@ -177,6 +194,14 @@ http_get() { # port path -> response body (headers stripped)
 }
 
 is_ready() { [ "$(http_status "$1" /readyz)" = 200 ]; }
+readyz_is() { [ "$(http_status "$1" /readyz)" = "$2" ]; } # port code
+
+# metric_sum PORT NAME [LABELS]: the sum of NAME's samples (with exactly LABELS, e.g.
+# '{code="UNAVAILABLE"}', when given) on an admin port; 0 when there are none
+metric_sum() {
+  http_get "$1" /metrics | awk -v n="$2${3:-}" -v any="${3:+0}" '
+    $1 == n || (any == "" && index($1, n "{") == 1) { s += $2 } END { printf "%d\n", s }'
+}
 
 # --- service processes --------------------------------------------------------------------
 
@@ -266,7 +291,9 @@ start_redis() {
       if ! _alive redis; then
         wait "${PIDS[redis]}" 2>/dev/null || true
         unset "PIDS[redis]"
-        _port_clash "$T/logs/redis.log" && [ "$try" -lt 4 ] || fail "redis-server exited (log: $T/logs/redis.log)"
+        # a restart (restart_redis) must keep the port the services were configured with
+        _port_clash "$T/logs/redis.log" && [ "$try" -lt 4 ] && [ "${1:-}" != same-port ] ||
+          fail "redis-server exited (log: $T/logs/redis.log)"
         REDIS_PORT=''
         continue 2
       fi
@@ -277,6 +304,13 @@ start_redis() {
   done
 }
 stop_redis() { _kill redis; }  # Redis holds nothing durable here; its exit status is not ours
+
+# restart_redis: Redis loses everything: kill it and start an empty one on the same port
+restart_redis() {
+  [ -n "$REDIS_PORT" ] || fail "restart_redis: Redis was never started"
+  stop_redis
+  start_redis same-port
+}
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
@@ -325,6 +359,22 @@ stop_pg() {
     as_pg "$PG_BINDIR/pg_ctl" -D "$T/pg" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
     PG_STARTED=0
   fi
+}
+
+# pause_pg: stops PostgreSQL as an operator would (fast shutdown: clients are disconnected,
+# committed data stays); resume_pg starts it again on the same port (the services keep theirs)
+pause_pg() {
+  [ "${PG_STARTED:-0}" = 1 ] || fail "pause_pg: PostgreSQL is not running"
+  as_pg "$PG_BINDIR/pg_ctl" -D "$T/pg" -m fast -w -t 30 stop >/dev/null 2>>"$T/logs/pg_ctl.log" ||
+    fail "pg_ctl stop failed: $(tail -n 5 "$T/logs/pg_ctl.log")"
+  PG_STARTED=0
+}
+resume_pg() {
+  [ "${PG_STARTED:-0}" = 0 ] || fail "resume_pg: PostgreSQL is running"
+  echo "--- start $(date +%T.%N | cut -c1-12): port $PG_PORT (resume)" | as_pg tee -a "$T/logs/postgres.log" >/dev/null
+  as_pg "$PG_BINDIR/pg_ctl" -D "$T/pg" -l "$T/logs/postgres.log" -o "-p $PG_PORT" -w -t 30 start \
+    >/dev/null 2>>"$T/logs/pg_ctl.log" || fail "PostgreSQL did not start again on port $PG_PORT"
+  PG_STARTED=1
 }
 
 # psql_q SQL: runs SQL as the parley role on the test database, prints unaligned tuples
@@ -408,6 +458,23 @@ _start_fanout_once() {
 }
 stop_fanout() { _stop "fo$1"; }
 kill_fanout() { _kill "fo$1"; }
+
+# term_service NAME: SIGTERM without waiting; await_exit NAME SECONDS then sets WRC to its exit
+# status (and forgets it), or fails the test when it still runs after SECONDS
+term_service() {
+  [ -n "${PIDS[$1]:-}" ] || fail "term_service: $1 is not running"
+  kill -TERM "${PIDS[$1]}" 2>/dev/null || true
+}
+await_exit() {
+  local pid=${PIDS[$1]:-} deadline=$((SECONDS + $2))
+  [ -n "$pid" ] || fail "await_exit: $1 is not running"
+  while kill -0 "$pid" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "$1 still runs ${2}s after SIGTERM"
+    sleep 0.1
+  done
+  wait_rc "$pid"
+  unset "PIDS[$1]"
+}
 
 # start_cluster: Redis, PostgreSQL, two fanouts, two gateways
 start_cluster() {
@@ -503,7 +570,10 @@ _lib_exit() {
   local rc=$? h p name
   set +e
   for h in "${EXIT_HOOKS[@]}"; do eval "$h"; done
-  for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for p in "${BG_PIDS[@]}"; do
+    for h in $(_descendants "$p") "$p"; do kill -KILL "$h" 2>/dev/null; done
+    wait "$p" 2>/dev/null
+  done
   # gateways first (they drain clients while fanout still runs), then fanouts
   for name in $(printf '%s\n' "${!PIDS[@]}" | grep '^gw' | sort); do _stop "$name"; done
   for name in $(printf '%s\n' "${!PIDS[@]}" | grep '^fo' | sort); do _stop "$name"; done

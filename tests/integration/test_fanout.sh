@@ -1,56 +1,15 @@
 #!/usr/bin/env bash
 # test_fanout.sh: parley_accept_batch (deploy/sql/002_fanout.sql) directly with psql, then
-# parley-fanout end to end against its own PostgreSQL and Redis, driven by tests/tools/fanout_drive.c
-# (built here with cc). Needs PARLEY_BIN (build dir) and PARLEY_SRC (source dir).
-set -euo pipefail
-BIN=${PARLEY_BIN:?set PARLEY_BIN to the build directory}
-SRC=${PARLEY_SRC:?set PARLEY_SRC to the source directory}
-FANOUT=$BIN/fanout/parley-fanout
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+# parley-fanout end to end against the harness's PostgreSQL and Redis (tests/integration/lib.sh),
+# driven by tests/tools/parley-fanout-drive: hand-built ingress entries in, delivery streams out.
+source "$(dirname "$0")/lib.sh"
 
-tmp=$(mktemp -d /tmp/parley-fanout-test.XXXXXX)
-chmod 755 "$tmp"
-pids=()
-as_pg=()
-[ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
-
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -f "$tmp/pg/postmaster.pid" ] && "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$tmp/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; for f in "$tmp"/*.log; do echo "== $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 expect() { grep -qF -- "$2" <<<"$1" || fail "$3: expected '$2' in: $1"; }
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 12000))  # below the ephemeral range
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
 
 # --- PostgreSQL and Redis ---------------------------------------------------------------------
-PGPORT=$(free_port)
-mkdir "$tmp/pg"
-[ ${#as_pg[@]} -gt 0 ] && chown postgres "$tmp/pg"
-"${as_pg[@]}" "$PGBIN/initdb" -D "$tmp/pg" -A trust -U postgres >"$tmp/initdb.log" 2>&1
-start_pg() {
-  "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$tmp/pg" -l "$tmp/pg/server.log" -w \
-    -o "-p $PGPORT -k $tmp/pg -c listen_addresses=127.0.0.1" start >/dev/null
-}
 start_pg
-URI="postgresql://postgres@127.0.0.1:$PGPORT"
-psql -X -q "$URI/postgres" -c "CREATE DATABASE parley" >/dev/null
-"$SRC/deploy/sql/migrate" "$URI/parley"
-P=(psql -X -q -At -v ON_ERROR_STOP=1 "$URI/parley")
-
-RPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-  >"$tmp/redis.log" 2>&1 &
-pids+=($!)
+start_redis
+P=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U parley -d parley)
 
 seed() {
   "${P[@]}" <<'EOF'
@@ -120,12 +79,12 @@ worker() {
     echo "SELECT string_agg(r_status, ',') FROM parley_accept_batch(ARRAY['carol','carol'],
       ARRAY[1,1], ARRAY[$i, $i + 1000]::bigint[], $r, ARRAY[false,false], ARRAY[0,0,1,1], $d, $g,
       ARRAY[1,1,1,1], '\\x01020304'::bytea, 100000);"
-  done | "${P[@]}" >"$tmp/worker$1.out" 2>&1
+  done | "${P[@]}" >"$T/worker$1.out" 2>&1
 }
 worker 0 & w0=$!
 worker 1 & w1=$!
-wait $w0 $w1 || fail "concurrent workers: $(cat "$tmp"/worker*.out)"
-grep -qi error "$tmp"/worker*.out && fail "concurrent: $(grep -i error "$tmp"/worker*.out | head -3)"
+wait $w0 $w1 || fail "concurrent workers: $(cat "$T"/worker*.out)"
+grep -qi error "$T"/worker*.out && fail "concurrent: $(grep -i error "$T"/worker*.out | head -3)"
 [ "$("${P[@]}" -c "SELECT count(*) FROM sends")" = 80 ] || fail "concurrent: sends rows"
 [ "$("${P[@]}" -c "SELECT count(*) FROM envelopes")" = 160 ] || fail "concurrent: envelope rows"
 [ "$("${P[@]}" -c "SELECT count(*) FROM devices d WHERE queue_len <> (SELECT count(*) FROM envelopes e
@@ -133,34 +92,9 @@ grep -qi error "$tmp"/worker*.out && fail "concurrent: $(grep -i error "$tmp"/wo
 
 # --- the service ------------------------------------------------------------------------------
 seed
-D=("$BIN/tests/tools/parley-fanout-drive" "$RPORT")
-R=(redis-cli -p "$RPORT")
-for _ in $(seq 50); do "${R[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
+D=("$PARLEY_BIN/tests/tools/parley-fanout-drive" "$REDIS_PORT")
+[ -x "${D[0]}" ] || fail "missing ${D[0]}"
 
-ADMIN=$(free_port)
-# libwebsockets (admin listener, common/admin.c) leaks its context buffers at exit under
-# LeakSanitizer; suppress only those so that leaks of the fanout itself still fail the test
-echo "leak:libwebsockets.so" >"$tmp/lsan.supp"
-export LSAN_OPTIONS="suppressions=$tmp/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-start_fanout() { # name [extra flags]
-  local name=$1
-  shift
-  "$FANOUT" --redis-port "$RPORT" --pg "host=127.0.0.1 port=$PGPORT dbname=parley user=postgres" \
-    --admin-port "$ADMIN" --fanout-id "$name" "$@" >"$tmp/$name.log" 2>&1 &
-  fpid=$!
-  pids+=($fpid)
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  fail "$name not ready"
-}
-stop_fanout() {
-  kill -TERM "$fpid"
-  local rc=0
-  wait "$fpid" || rc=$?
-  [ "$rc" = 0 ] || fail "fanout exit status $rc after SIGTERM"
-}
 read_gw() { # gateway, expected number of lines
   local out=""
   for _ in $(seq 100); do
@@ -170,9 +104,15 @@ read_gw() { # gateway, expected number of lines
   done
   echo "$out"
 }
+# the harness stops a fanout with SIGTERM and records a non-zero exit; fail here, at once
+stop_fanout_ok() {
+  stop_fanout "$1"
+  [ ${#SERVICE_PROBLEMS[@]} = 0 ] || fail "fanout $1: ${SERVICE_PROBLEMS[*]}"
+}
 
-start_fanout fo1 --queue-max 2
-"${R[@]}" set parley:presence:bob:1 gwB/55 >/dev/null
+FO_EXTRA[1]="queue_max = 2"
+start_fanout 1
+redis_q set parley:presence:bob:1 gwB/55 >/dev/null
 "${D[@]}" send gwA 7 100 alice 1 11 bob 4 1 1:201:hello-b1 2:202:hello-b2 >/dev/null
 "${D[@]}" send gwA 7 101 alice 1 12 bob 4 0 1:201:x 5:1:y >/dev/null
 "${D[@]}" send gwA 7 102 alice 1 13 alice 4 0 2:102:sync >/dev/null
@@ -201,33 +141,36 @@ out=$(read_gw gwA 2)
 expect "$out" "req=108 result dup=0" "accepted up to queue_max"
 expect "$out" "req=109 error code=13" "queue full"
 expect "$out" "full=1,2," "queue full devices"
-metrics=$(curl -s "http://127.0.0.1:$ADMIN/metrics")
+metrics=$(http_get "${FO_ADMIN[1]}" /metrics)
 expect "$metrics" "parley_fanout_malformed_entries_total 1" "malformed counted"
 expect "$metrics" 'parley_fanout_sends_rejected_total{reason="device_mismatch"} 3' "rejections counted"
 for s in 0 1 2 3; do
-  [ "$("${R[@]}" xlen "parley:ingress:$s")" = 0 ] || fail "stream $s not emptied"
-  [ "$("${R[@]}" xpending "parley:ingress:$s" fanout | head -1)" = 0 ] || fail "stream $s has pending"
+  [ "$(redis_q xlen "parley:ingress:$s")" = 0 ] || fail "stream $s not emptied"
+  [ "$(redis_q xpending "parley:ingress:$s" fanout | head -1)" = 0 ] || fail "stream $s has pending"
 done
 
 # PostgreSQL down: the send stays pending and is answered once it is back
-"${as_pg[@]}" "$PGBIN/pg_ctl" -D "$tmp/pg" -m fast stop >/dev/null
+pause_pg
 "${D[@]}" send gwA 8 200 carol 1 21 alice 4 0 1:101:o1 2:102:o2 >/dev/null
+# an answer would come within a few ms; 1.5 s of silence is the evidence there is none
 sleep 1.5
 [ -z "$("${D[@]}" read gwA)" ] || fail "answered without PostgreSQL"
-curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null && fail "ready without PostgreSQL"
-start_pg
+# the fanout notices the lost connection on its own schedule: ready must turn 503
+fanout_unready_without_pg() { ! is_ready "${FO_ADMIN[1]}"; }
+wait_until 15 fanout_unready_without_pg
+resume_pg
 out=$(read_gw gwA 1)
 expect "$out" "reply conn=8 req=200 result dup=0" "answered after PostgreSQL recovered"
-stop_fanout
+stop_fanout_ok 1
 
 # entries left pending by a dead consumer are reclaimed
 "${D[@]}" send gwA 9 300 carol 1 31 alice 4 0 1:101:r1 2:102:r2 >/dev/null
-"${R[@]}" xreadgroup group fanout deadguy count 10 streams \
-  "parley:ingress:$(for s in 0 1 2 3; do [ "$("${R[@]}" xlen parley:ingress:$s)" != 0 ] && echo $s; done | head -1)" '>' >/dev/null
-start_fanout fo2 --claim-idle-ms 500
+redis_q xreadgroup group fanout deadguy count 10 streams \
+  "parley:ingress:$(for s in 0 1 2 3; do [ "$(redis_q xlen parley:ingress:$s)" != 0 ] && echo $s; done | head -1)" '>' >/dev/null
+FO_EXTRA[2]="claim_idle_ms = 500"
+start_fanout 2
 out=$(read_gw gwA 1)
 expect "$out" "reply conn=9 req=300 result dup=0" "reclaimed from a dead consumer"
-grep -q entries_reclaimed "$tmp/fo2.log" || fail "reclaim not logged"
-stop_fanout
-grep -q "event=stopped" "$tmp/fo2.log" || fail "no graceful stop"
-echo "test_fanout: ok"
+grep -q entries_reclaimed "$T/logs/fo2.log" || fail "reclaim not logged"
+stop_fanout_ok 2
+grep -q "event=stopped" "$T/logs/fo2.log" || fail "no graceful stop"

@@ -108,7 +108,7 @@ deadline=$((SECONDS + 40))
 while kill -0 "$live_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
 if kill -0 "$live_pid" 2>/dev/null; then
   echo "live recv still waiting after the storm: stopping it and draining the rest"
-  kill -TERM "$live_pid" 2>/dev/null || true
+  stop_spawned "$live_pid" 2>/dev/null || true
 fi
 wait_rc "$live_pid"
 [ "$WRC" = 0 ] || echo "live recv exit $WRC: $(cat "$T/live.err")"
