@@ -58,6 +58,13 @@
 #define PARLEY_RELAY_STUN_NONCE_MAX          763
 #define PARLEY_RELAY_STUN_REASON_MAX         763
 #define PARLEY_RELAY_UDP_MAX_BYTES           65536 /* one datagram, either side */
+/* batched UDP I/O: datagrams per recvmmsg, receive slots shared by all UDP sockets (each holds
+ * a whole datagram, PARLEY_RELAY_UDP_MAX_BYTES, reserved once as address space; only the pages
+ * data reach are touched), which also bounds one sendmmsg; batches read per wakeup of one
+ * socket before the loop serves the others */
+#define PARLEY_RELAY_UDP_BATCH               32
+#define PARLEY_RELAY_UDP_SLOTS               128   /* at least PARLEY_RELAY_UDP_BATCH */
+#define PARLEY_RELAY_UDP_BATCHES_PER_WAKE    4
 
 /* Lifetimes (seconds), RFC 8656 */
 #define PARLEY_RELAY_ALLOC_LIFETIME_DEFAULT  600

@@ -245,11 +245,7 @@ ralloc *ralloc_create(relay *r, const struct sockaddr *client, rtcp_conn *conn, 
         ((struct sockaddr_in6 *)&a->relayed)->sin6_port = htons(port);
     else
         ((struct sockaddr_in *)&a->relayed)->sin_port = htons(port);
-    uv_udp_init(r->loop, &a->sock);
-    a->sock.data = a;
-    int rc = uv_udp_open(&a->sock, fd);
-    if (rc == 0)
-        rc = uv_udp_recv_start(&a->sock, relay_sock_alloc_cb, relay_on_peer_recv);
+    int rc = rudp_open(&a->sock, r->loop, r->io, fd, relay_on_peer_recv, a);
     if (rc != 0) {
         plog_error("relay_socket", "port=%u err=%s", port, uv_strerror(rc));
         free(v);
@@ -257,10 +253,13 @@ ralloc *ralloc_create(relay *r, const struct sockaddr *client, rtcp_conn *conn, 
             close(fd2);
             port_release(r, (uint16_t)(port + 1));
         }
-        /* the handle owns fd only when uv_udp_open succeeded */
-        if (uv_fileno((uv_handle_t *)&a->sock, &(uv_os_fd_t){0}) != 0)
-            close(fd);
-        uv_close((uv_handle_t *)&a->sock, on_sock_closed);
+        /* rudp_open closed fd unless its handle exists, which then must be closed first */
+        if (a->sock.open) {
+            rudp_close(&a->sock, on_sock_closed);
+        } else {
+            port_release(r, port);
+            free(a);
+        }
         *err = STUN_ERR_SERVER_ERROR;
         return NULL;
     }
@@ -309,7 +308,7 @@ void ralloc_delete(ralloc *a)
     pmet_set(r->met.allocations, (double)r->nallocs);
     if (a->conn)
         rtcp_detach(a->conn, a);
-    uv_close((uv_handle_t *)&a->sock, on_sock_closed);
+    rudp_close(&a->sock, on_sock_closed);
 }
 
 int ralloc_spend(ralloc *a, size_t bytes, uint64_t now)

@@ -27,7 +27,7 @@ struct ralloc {
     relay *r;
     struct sockaddr_storage client; /* the client's transport address */
     rtcp_conn *conn;                /* its TCP connection; NULL over UDP */
-    uv_udp_t sock;                  /* relay socket */
+    rudp sock;                      /* relay socket */
     uint16_t port;
     struct sockaddr_storage relayed; /* advertised relayed transport address */
     uint8_t tid[STUN_TID_LEN];       /* the Allocate's transaction, for retransmissions */

@@ -1,6 +1,7 @@
 /* relay.h: the parley-relay process: its config, the relay object that owns the listener, the
  * allocation table, the reserved ports, the policy, the credentials and the metrics. The
- * modules split its work: server.c (UDP sockets and packet I/O), tcp.c (TCP clients), turn.c
+ * modules split its work: server.c (the listener and the packet paths), udpio.c (batched UDP
+ * reads and writes of every UDP socket), tcp.c (TCP clients), turn.c
  * (STUN/TURN requests), alloc.c (allocations, permissions, channels, relay ports,
  * reservations), relay_metrics.c, stun.c (the codec), policy.c (peer addresses), relay_auth.c
  * (credentials).
@@ -21,6 +22,7 @@
 #include "relay_auth.h"
 #include "service.h"
 #include "stun.h"
+#include "udpio.h"
 
 typedef struct {
     char *listen_host;
@@ -73,8 +75,10 @@ typedef struct rtcp_conn rtcp_conn; /* a TURN client's TCP connection (tcp.c) */
 typedef struct relay {
     uv_loop_t *loop;
     const relay_config *cfg;
-    uv_udp_t udp; /* the client-facing listener */
+    rudp udp; /* the client-facing UDP listener */
     int udp_open;
+    rudp_io *io; /* receive slots and send queue of every UDP socket */
+    int io_open;  /* its check handle is not closed yet */
     uv_tcp_t tcp; /* the client-facing TCP listener, same port */
     int tcp_open;
     rtcp_conn *conns;
@@ -103,16 +107,10 @@ typedef struct relay {
     /* Data indications' transaction ids: a random prefix and a counter, no syscall per packet */
     uint8_t tid_prefix[4];
     uint64_t tid_counter;
-    /* one receive buffer for every socket: libuv hands it to exactly one recv callback at a
-     * time, and there is room in front for a TURN header and behind for padding */
-    uint8_t *rxbuf;
-    uint8_t txbuf[2048];
+    uint8_t txbuf[2048]; /* STUN answers (turn.c) */
     int stopping;
     void (*on_stopped)(struct relay *r);
 } relay;
-
-/* room in front of received data for a Data indication header (20 + 24 + 4) */
-#define RELAY_RX_HEADROOM 64
 
 /* server.c */
 /* Starts the listener, the admin port and the timer. 0, or -1 (logged). */
@@ -138,10 +136,8 @@ void relay_tcp_closed(relay *r);
 /* Count a refusal. */
 void relay_refuse(relay *r, rref_reason why);
 
-/* libuv callbacks of the relay sockets (server.c), used by alloc.c */
-void relay_sock_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-void relay_on_peer_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr,
-                        unsigned flags);
+/* A peer's datagram on an allocation's relay socket (server.c; alloc.c opens the sockets). */
+void relay_on_peer_recv(rudp *s, uint8_t *data, size_t len, const struct sockaddr *peer);
 
 /* turn.c: one STUN message from client arrived on the listener (ChannelData is in server.c). */
 void turn_handle(relay *r, const struct sockaddr *client, rtcp_conn *conn, const uint8_t *buf,

@@ -1,7 +1,9 @@
 /* server.c: the relay's sockets: the client-facing UDP listener, the relay sockets' receive
  * path, ChannelData and Data indications both ways, the expiry tick, the admin port, start and
- * stop. Packets are relayed from one static receive buffer with uv_udp_try_send: no per-packet
- * allocation and no queueing (a full socket buffer drops the datagram, as UDP may). */
+ * stop. Packets are relayed in place in udpio's receive slots (a TURN header is written in
+ * front of a peer's data) and leave in batches at the end of the loop's turn: no per-packet
+ * allocation and no queueing beyond that (a full socket buffer drops the datagram, as UDP
+ * may). */
 #include "relay.h"
 
 #include <arpa/inet.h>
@@ -17,8 +19,10 @@
 #include "log.h"
 #include "tcp.h"
 
-#define RXBUF_BYTES (RELAY_RX_HEADROOM + PARLEY_RELAY_UDP_MAX_BYTES + 4)
-#define TICK_MS     1000
+#define TICK_MS 1000
+
+/* what a datagram given to udpio is, for the metrics of its outcome */
+enum { TAG_CONTROL, TAG_TO_PEER, TAG_TO_CLIENT };
 
 void relay_refuse(relay *r, rref_reason why)
 {
@@ -26,20 +30,19 @@ void relay_refuse(relay *r, rref_reason why)
         pmet_inc(r->met.refusals[why], 1);
 }
 
-void relay_sock_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* udpio's report on each datagram: count is the payload bytes relayed */
+static void on_sent(void *ud, unsigned tag, size_t count, int ok)
 {
-    (void)suggested;
-    relay *r = ((ralloc *)h->data)->r;
-    buf->base = (char *)r->rxbuf + RELAY_RX_HEADROOM;
-    buf->len = PARLEY_RELAY_UDP_MAX_BYTES;
-}
-
-static void listener_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    relay *r = h->data;
-    buf->base = (char *)r->rxbuf + RELAY_RX_HEADROOM;
-    buf->len = PARLEY_RELAY_UDP_MAX_BYTES;
+    relay *r = ud;
+    if (!ok) {
+        pmet_inc(r->met.send_errors, 1);
+    } else if (tag == TAG_TO_PEER) {
+        pmet_inc(r->met.pkts_to_peer, 1);
+        pmet_inc(r->met.bytes_to_peer, count);
+    } else if (tag == TAG_TO_CLIENT) {
+        pmet_inc(r->met.pkts_to_client, 1);
+        pmet_inc(r->met.bytes_to_client, count);
+    }
 }
 
 int relay_send_to_client(relay *r, const struct sockaddr *client, rtcp_conn *conn,
@@ -47,13 +50,7 @@ int relay_send_to_client(relay *r, const struct sockaddr *client, rtcp_conn *con
 {
     if (conn)
         return rtcp_send(conn, data, len);
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int rc = uv_udp_try_send(&r->udp, &b, 1, client);
-    if (rc < 0) {
-        pmet_inc(r->met.send_errors, 1);
-        return -1;
-    }
-    return 0;
+    return rudp_send(&r->udp, data, len, client, TAG_CONTROL, len);
 }
 
 static int send_to_peer(relay *r, ralloc *a, const struct sockaddr *peer, const uint8_t *data,
@@ -63,34 +60,22 @@ static int send_to_peer(relay *r, ralloc *a, const struct sockaddr *peer, const 
         relay_refuse(r, RREF_BANDWIDTH);
         return -1;
     }
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int rc = uv_udp_try_send(&a->sock, &b, 1, peer);
-    if (rc < 0) {
-        pmet_inc(r->met.send_errors, 1);
-        return -1;
-    }
-    pmet_inc(r->met.pkts_to_peer, 1);
-    pmet_inc(r->met.bytes_to_peer, len);
-    return 0;
+    return rudp_send(&a->sock, data, len, peer, TAG_TO_PEER, len);
 }
 
 /* A peer's datagram on a relay socket: to the client as ChannelData when a channel is bound
  * to the peer, else as a Data indication; dropped without a permission (RFC 8656 10.3). */
-void relay_on_peer_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *peer,
-                        unsigned flags)
+void relay_on_peer_recv(rudp *s, uint8_t *data, size_t dlen, const struct sockaddr *peer)
 {
-    (void)flags;
-    ralloc *a = h->data;
+    ralloc *a = rudp_owner(s);
     relay *r = a->r;
-    if (n <= 0 || !peer || a->closing)
+    if (a->closing)
         return;
     uint64_t now = uv_now(r->loop);
     if (!ralloc_permitted(a, peer, now)) {
         relay_refuse(r, RREF_NO_PERMISSION);
         return;
     }
-    uint8_t *data = (uint8_t *)buf->base;
-    size_t dlen = (size_t)n;
     if (!ralloc_spend(a, dlen, now)) {
         relay_refuse(r, RREF_BANDWIDTH);
         return;
@@ -114,7 +99,7 @@ void relay_on_peer_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struc
             pmet_inc(r->met.send_errors, 1);
             return;
         }
-        uint8_t tid[STUN_TID_LEN], hdr[RELAY_RX_HEADROOM];
+        uint8_t tid[STUN_TID_LEN], hdr[RUDP_HEADROOM];
         memcpy(tid, r->tid_prefix, 4);
         r->tid_counter++;
         memcpy(tid + 4, &r->tid_counter, 8);
@@ -141,7 +126,9 @@ void relay_on_peer_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struc
         memset(data + dlen, 0, padded - dlen);
         olen = hlen + padded;
     }
-    if (relay_send_to_client(r, (const struct sockaddr *)&a->client, a->conn, out, olen) == 0) {
+    if (!a->conn) {
+        rudp_send(&r->udp, out, olen, (const struct sockaddr *)&a->client, TAG_TO_CLIENT, dlen);
+    } else if (rtcp_send(a->conn, out, olen) == 0) {
         pmet_inc(r->met.pkts_to_client, 1);
         pmet_inc(r->met.bytes_to_client, dlen);
     }
@@ -191,15 +178,11 @@ void relay_send_indication(relay *r, const stun_msg *m, const struct sockaddr *c
     send_to_peer(r, a, (const struct sockaddr *)&peer, da->val, da->len);
 }
 
-static void on_listener_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
-                             const struct sockaddr *client, unsigned flags)
+static void on_listener_recv(rudp *s, uint8_t *p, size_t len, const struct sockaddr *client)
 {
-    (void)flags;
-    relay *r = h->data;
-    if (n <= 0 || !client || r->stopping)
+    relay *r = rudp_owner(s);
+    if (r->stopping)
         return;
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t len = (size_t)n;
     if ((p[0] & 0xC0) == 0x40)
         relay_channel_data(r, client, NULL, p, len);
     else if ((p[0] & 0xC0) == 0)
@@ -231,6 +214,23 @@ static int is_wildcard(const struct sockaddr_storage *ss)
         return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
     static const uint8_t zero[16] = {0};
     return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, zero, 16) == 0;
+}
+
+/* A UDP socket bound to addr (IPv6: dual-stack, as libuv's default was). 0 or a UV_E code. */
+static int bind_udp(const struct sockaddr_storage *addr, int *ufd)
+{
+    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    int u = socket(addr->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (u < 0)
+        return uv_translate_sys_error(errno);
+    if (bind(u, (const struct sockaddr *)addr, len) != 0) {
+        int e = errno;
+        close(u);
+        return uv_translate_sys_error(e);
+    }
+    *ufd = u;
+    return 0;
 }
 
 /* For listen_port 0: sockets bound to one port that is free for both UDP and TCP (the kernel
@@ -312,30 +312,25 @@ int relay_start(relay *r, uv_loop_t *loop, const relay_config *cfg)
         plog_error("config", "key=secrets msg=\"%s\"", err);
         return -1;
     }
-    r->rxbuf = malloc(RXBUF_BYTES);
+    r->io = rudp_io_new(loop, on_sent, r);
+    r->io_open = r->io != NULL;
     r->metrics = pmetrics_new();
-    if (!r->rxbuf || !r->metrics || ralloc_table_init(r) != 0) {
+    if (!r->io || !r->metrics || ralloc_table_init(r) != 0) {
         plog_error("start", "msg=\"out of memory\"");
         return -1;
     }
     randombytes_buf(r->tid_prefix, sizeof r->tid_prefix);
     rmet_init(&r->met, r->metrics);
 
-    uv_udp_init(loop, &r->udp);
-    r->udp.data = r;
-    r->udp_open = 1;
     int ufd = -1, tfd = -1, rc;
-    if (cfg->listen_port == 0) {
+    if (cfg->listen_port == 0)
         rc = bind_pair(&r->listen_addr, &ufd, &tfd);
-        if (rc == 0)
-            rc = uv_udp_open(&r->udp, ufd);
-        if (rc != 0 && ufd >= 0)
-            close(ufd);
-    } else {
-        rc = uv_udp_bind(&r->udp, (const struct sockaddr *)&r->listen_addr, 0);
+    else
+        rc = bind_udp(&r->listen_addr, &ufd);
+    if (rc == 0) {
+        rc = rudp_open(&r->udp, loop, r->io, ufd, on_listener_recv, r); /* takes ufd */
+        r->udp_open = r->udp.open;
     }
-    if (rc == 0)
-        rc = uv_udp_recv_start(&r->udp, listener_alloc_cb, on_listener_recv);
     if (rc != 0) {
         plog_error("listen", "host=%s port=%lld err=%s", cfg->listen_host, cfg->listen_port,
                    uv_strerror(rc));
@@ -363,8 +358,8 @@ int relay_start(relay *r, uv_loop_t *loop, const relay_config *cfg)
 int relay_port(const relay *r)
 {
     struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (!r->udp_open || uv_udp_getsockname(&r->udp, (struct sockaddr *)&ss, &len) != 0)
+    socklen_t len = sizeof ss;
+    if (!r->udp_open || r->udp.fd < 0 || getsockname(r->udp.fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
     return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -372,7 +367,7 @@ int relay_port(const relay *r)
 
 static void maybe_stopped(relay *r)
 {
-    if (!r->udp_open && !r->tick_open && !r->tcp_open && r->on_stopped)
+    if (!r->udp_open && !r->tick_open && !r->tcp_open && !r->io_open && r->on_stopped)
         r->on_stopped(r);
 }
 
@@ -380,6 +375,13 @@ static void on_udp_closed(uv_handle_t *h)
 {
     relay *r = h->data;
     r->udp_open = 0;
+    maybe_stopped(r);
+}
+
+static void on_io_closed(void *ud)
+{
+    relay *r = ud;
+    r->io_open = 0;
     maybe_stopped(r);
 }
 
@@ -413,7 +415,12 @@ void relay_stop(relay *r)
         any = 1;
     }
     if (r->udp_open) {
-        uv_close((uv_handle_t *)&r->udp, on_udp_closed);
+        rudp_close(&r->udp, on_udp_closed);
+        any = 1;
+    }
+    /* last: closing the sockets above sent what they had queued */
+    if (r->io_open) {
+        rudp_io_close(r->io, on_io_closed);
         any = 1;
     }
     if (!any && r->on_stopped)
@@ -425,7 +432,7 @@ void relay_free(relay *r)
     ralloc_table_free(r);
     pmetrics_free(r->metrics);
     r->metrics = NULL;
-    free(r->rxbuf);
-    r->rxbuf = NULL;
+    rudp_io_free(r->io);
+    r->io = NULL;
     rauth_clear(&r->auth);
 }
