@@ -5,6 +5,7 @@
 #define PARLEY_SERVICE_H
 
 #include <stddef.h>
+#include <uv.h>
 
 #include "config.h"
 #include "limits.h"
@@ -44,6 +45,20 @@ typedef struct {
      "admin listener port; 0 disables it"},                                                     \
     {"log_level", PCFG_STR, offsetof(T, m.log_level), "info", 0, 0,                             \
      "debug, info, warn or error"}
+
+/* SIGTERM and SIGINT on the loop, both starting the service's graceful stop. */
+typedef struct {
+    uv_signal_t term, intr;
+    void (*on_signal)(int signum, void *ud);
+    void *ud;
+} psvc_signals;
+
+/* Returns 0, or -1 (logged) when the handlers could not be installed: a service must not run
+ * without its graceful stop, so it exits then without running the loop. After 0, close with
+ * psvc_signals_close so the loop can end. */
+int psvc_signals_start(psvc_signals *s, uv_loop_t *loop, void (*on_signal)(int signum, void *ud),
+                       void *ud);
+void psvc_signals_close(psvc_signals *s);
 
 /* plog_init(service, level named by log_level). Returns 0, or -1 after printing a usage error
  * prefixed with prog. */

@@ -26,19 +26,18 @@ static const pcfg_opt opts[] = {
      "ingress entries pending this long on another consumer are taken over"},
 };
 
-static uv_signal_t sig_term, sig_int;
+static psvc_signals signals;
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_signal(int signum, void *ud)
 {
-    plog_info("signal", "signum=%d", signum);
-    pfo_stop(h->data);
+    (void)signum;
+    pfo_stop(ud);
 }
 
 static void on_stopped(pfo *f)
 {
     (void)f;
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
+    psvc_signals_close(&signals);
 }
 
 int main(int argc, char **argv)
@@ -78,12 +77,10 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     pfo f = {0};
     f.on_stopped = on_stopped;
-    uv_signal_init(loop, &sig_term);
-    uv_signal_init(loop, &sig_int);
-    sig_term.data = sig_int.data = &f;
-    uv_signal_start(&sig_term, on_signal, SIGTERM);
-    uv_signal_start(&sig_int, on_signal, SIGINT);
-
+    if (psvc_signals_start(&signals, loop, on_signal, &f) != 0) {
+        pcfg_free(opts, nopts, &cfg);
+        return 1;
+    }
     int started = pfo_start(&f, loop, &cfg, consumer);
     if (started != 0)
         pfo_stop(&f);

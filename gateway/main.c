@@ -62,7 +62,7 @@ typedef struct {
     gw_cfg cfg;
     gw_phase phase;
     uint64_t phase_deadline_us;
-    uv_signal_t sigterm, sigint;
+    psvc_signals signals;
     uv_timer_t exit_timer;
 } gw_main;
 
@@ -127,8 +127,7 @@ static void gw_finish(gw_main *m)
     gw_presence_stop(g);
     gw_ack_close(g);
     uv_close((uv_handle_t *)&g->tick, NULL);
-    uv_close((uv_handle_t *)&m->sigterm, NULL);
-    uv_close((uv_handle_t *)&m->sigint, NULL);
+    psvc_signals_close(&m->signals);
     predis_close(g->redis_block);
     predis_close(g->redis);
     ppg_close(g->pg);
@@ -167,9 +166,9 @@ static void gw_tick_cb(uv_timer_t *t)
     }
 }
 
-static void gw_signal_cb(uv_signal_t *s, int signum)
+static void gw_signal_cb(int signum, void *ud)
 {
-    gw_main *m = s->data;
+    gw_main *m = ud;
     gw *g = &m->g;
     if (m->phase == GW_RUNNING) {
         plog_info("shutdown_start", "signal=%d connections=%zu unanswered_sends=%zu", signum,
@@ -219,12 +218,7 @@ static int gw_start(gw_main *m)
     g->tick_init = 1;
     g->tick.data = m;
     uv_timer_start(&g->tick, gw_tick_cb, GW_TICK_MS, GW_TICK_MS);
-    uv_signal_init(g->loop, &m->sigterm);
-    uv_signal_init(g->loop, &m->sigint);
-    m->sigterm.data = m->sigint.data = m;
-    uv_signal_start(&m->sigterm, gw_signal_cb, SIGTERM);
-    uv_signal_start(&m->sigint, gw_signal_cb, SIGINT);
-    return 0;
+    return psvc_signals_start(&m->signals, g->loop, gw_signal_cb, m);
 }
 
 int main(int argc, char **argv)

@@ -49,19 +49,18 @@ static const pcfg_opt opts[] = {
     PSVC_ADMIN_OPTS(relay_config, admin, "9103"),
 };
 
-static uv_signal_t sig_term, sig_int;
+static psvc_signals signals;
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_signal(int signum, void *ud)
 {
-    plog_info("signal", "signum=%d", signum);
-    relay_stop(h->data);
+    (void)signum;
+    relay_stop(ud);
 }
 
 static void on_stopped(relay *r)
 {
     (void)r;
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
+    psvc_signals_close(&signals);
 }
 
 int main(int argc, char **argv)
@@ -97,12 +96,11 @@ int main(int argc, char **argv)
         return 1;
     }
     r->on_stopped = on_stopped;
-    uv_signal_init(loop, &sig_term);
-    uv_signal_init(loop, &sig_int);
-    sig_term.data = sig_int.data = r;
-    uv_signal_start(&sig_term, on_signal, SIGTERM);
-    uv_signal_start(&sig_int, on_signal, SIGINT);
-
+    if (psvc_signals_start(&signals, loop, on_signal, r) != 0) {
+        free(r);
+        pcfg_free(opts, nopts, &cfg);
+        return 1;
+    }
     int started = relay_start(r, loop, &cfg);
     if (started != 0)
         relay_stop(r);
