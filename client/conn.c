@@ -1,5 +1,6 @@
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,8 +16,6 @@ enum { ST_CONNECTING, ST_OPEN, ST_CLOSED };
 /* lws's opcode for a close frame: internal to lws (its public enum stops short of it) and
  * unchanged since lws 2.x. */
 #define PC_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
-/* An idle connection keeps no receive buffer bigger than this. */
-#define RX_KEEP_BYTES 4096
 
 typedef struct pc_out {
     struct pc_out *next;
@@ -350,7 +349,7 @@ static int on_receive(pc_conn *c, struct lws *wsi, const uint8_t *in, size_t len
         c->rx_too_big = 1;
     if (!c->rx_too_big && len) {
         if (c->rx_len + len > c->rx_cap) {
-            size_t cap = c->rx_cap ? c->rx_cap : 4096;
+            size_t cap = c->rx_cap ? c->rx_cap : 1024;
             uint8_t *nb;
             while (cap < c->rx_len + len)
                 cap *= 2;
@@ -373,12 +372,11 @@ static int on_receive(pc_conn *c, struct lws *wsi, const uint8_t *in, size_t len
         return fail_local(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, PC_ERR_PROTO,
                           "server sent a text frame");
     f = parley__v1__server_frame__unpack(NULL, c->rx_len, c->rx);
+    /* an idle connection keeps no receive buffer: a load generator holds many thousands */
     c->rx_len = 0;
-    if (c->rx_cap > RX_KEEP_BYTES) {
-        free(c->rx);
-        c->rx = NULL;
-        c->rx_cap = 0;
-    }
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_cap = 0;
     if (!f)
         return fail_local(c, wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, PC_ERR_PROTO,
                           "server sent an undecodable frame");
@@ -627,13 +625,36 @@ int pc_conn_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* 1 when s is an IPv4 or IPv6 address literal. lws reads its iface string as an interface
+ * name first and as an address second: only literals get through, so a name can never bind
+ * the socket to a device. */
+static int is_addr_literal(const char *s)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
 pc_conn *pc_conn_open(pc_ctx *ctx, const char *url, const pc_conn_events *ev, void *ud,
                       pc_status *st)
 {
+    return pc_conn_open_from(ctx, url, NULL, ev, ud, st);
+}
+
+pc_conn *pc_conn_open_from(pc_ctx *ctx, const char *url, const char *local_addr,
+                           const pc_conn_events *ev, void *ud, pc_status *st)
+{
     struct lws_client_connect_info ci;
     struct lws *wsi;
-    pc_conn *c = calloc(1, sizeof *c);
+    pc_conn *c;
 
+    if (local_addr && !is_addr_literal(local_addr)) {
+        pc_status_set(st, PC_ERR_LOCAL, "local address %s is not an IPv4 or IPv6 address",
+                      local_addr);
+        return NULL;
+    }
+    c = calloc(1, sizeof *c);
     if (!c) {
         pc_status_set(st, PC_ERR_LOCAL, "out of memory");
         return NULL;
@@ -668,6 +689,8 @@ pc_conn *pc_conn_open(pc_ctx *ctx, const char *url, const pc_conn_events *ev, vo
     ci.alpn = "http/1.1";
     ci.ietf_version_or_minus_one = -1;
     ci.userdata = c;
+    /* lws copies it and binds the socket to it (port 0) before connect() */
+    ci.iface = local_addr;
 
     c->opening = 1;
     wsi = lws_client_connect_via_info(&ci);

@@ -49,6 +49,12 @@ typedef void (*pc_challenge_cb)(pc_conn *c, const pc_challenge *ch, const pc_sta
  * set when the URL is invalid; a refused connection is reported through on_close. */
 pc_conn *pc_conn_open(pc_ctx *ctx, const char *url, const pc_conn_events *ev, void *ud,
                       pc_status *st);
+/* pc_conn_open with the socket bound to local_addr, an IPv4 or IPv6 literal (NULL: any
+ * address), before it connects. A load generator spreads its connections over many loopback
+ * addresses (127.0.1.x) so that they are not limited by one address's ephemeral ports. The
+ * string is copied. Fails (NULL, st set) when local_addr is not an address literal. */
+pc_conn *pc_conn_open_from(pc_ctx *ctx, const char *url, const char *local_addr,
+                           const pc_conn_events *ev, void *ud, pc_status *st);
 /* Closes (if open: queued frames first, then close 1000) and releases c. Pending response
  * callbacks and the challenge waiter are called with NULL (status "cancelled") before this
  * returns, so whoever waits can clean up; they must not use c. No other callback runs after. */

@@ -236,6 +236,7 @@ int pc_get_devices(pc_conn *c, const char *account, pc_response_cb cb, void *ud,
 struct pc_session {
     pc_ctx *ctx;
     const char *url;
+    const char *local_addr; /* borrowed; NULL: any */
     const pc_identity *id;
     pc_session_events ev;
     void *ud;
@@ -327,7 +328,7 @@ static void sess_connect(pc_session *s)
 
     if (s->closing || s->conn)
         return;
-    c = pc_conn_open(s->ctx, s->url, &ev, s, &st);
+    c = pc_conn_open_from(s->ctx, s->url, s->local_addr, &ev, s, &st);
     if (!c) {
         if (s->ev.on_down)
             s->ev.on_down(s, &st, 0, s->ud);
@@ -371,6 +372,11 @@ void pc_session_start(pc_session *s)
 void pc_session_set_retry(pc_session *s, int retry)
 {
     s->retry = retry;
+}
+
+void pc_session_set_local_addr(pc_session *s, const char *local_addr)
+{
+    s->local_addr = local_addr;
 }
 
 pc_conn *pc_session_conn(pc_session *s)

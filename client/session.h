@@ -56,6 +56,9 @@ void pc_session_start(pc_session *s);
 /* Reconnect after drops (off by default; a refused auth, close 1008 policy and close 4001
  * replaced never retry). */
 void pc_session_set_retry(pc_session *s, int retry);
+/* Bind every (re)connect to local_addr (pc_conn_open_from; borrowed for the session's life,
+ * NULL: any address). Takes effect at the next connect. */
+void pc_session_set_local_addr(pc_session *s, const char *local_addr);
 /* The authenticated conn, or NULL while down. */
 pc_conn *pc_session_conn(pc_session *s);
 /* 1 while a connection exists (connecting, authenticating or up): on_down will follow it. */

@@ -1,0 +1,52 @@
+/* lt_opts.h: the command line of parley-loadtest: the scenario (first argument), flags with
+ * their defaults, the hard caps that keep a run bounded, and --help. Parsing checks syntax and
+ * bounds only; lt_net.c checks that every server is on loopback. */
+#ifndef LT_OPTS_H
+#define LT_OPTS_H
+
+#include <stdint.h>
+
+/* Hard caps: a run never goes beyond these, whatever the flags say. */
+#define LT_SERVERS_MAX      64
+#define LT_DEVICES_MAX      1000000
+#define LT_SECONDS_MAX      3600
+#define LT_RATE_MAX         1000000
+#define LT_MESSAGES_MAX     10000000
+#define LT_SOURCES_MAX      4096
+#define LT_CONCURRENCY_MAX  65535
+#define LT_GROUP_MAX        64
+/* Default number of connections per loopback source address (--sources 0). lws binds the
+ * socket (port 0) before connect(), so one address's ephemeral ports (32768-60999 by default)
+ * are shared by all servers; 20,000 leaves room for sockets in TIME_WAIT. */
+#define LT_CONNS_PER_SOURCE 20000
+
+typedef enum { LT_SC_POOL, LT_SC_CONNECT, LT_SC_CHAT, LT_SC_BURST } lt_scenario;
+
+typedef struct {
+    lt_scenario scenario;
+    const char *scenario_name;
+    const char *servers[LT_SERVERS_MAX];
+    unsigned nservers;
+    int gw_pids[LT_SERVERS_MAX];
+    unsigned ngw_pids;
+    uint32_t devices;
+    double rate;             /* Send frames per second, all senders together */
+    double seconds;          /* idle (connect) or sending (chat) time */
+    double grace;            /* after sending: wait this long for deliveries */
+    double connect_timeout;  /* all devices up by then, or the run goes on without the rest */
+    double register_timeout; /* the whole pool registration */
+    uint32_t group;          /* chat: devices per group (2 = pairs) */
+    double offline_fraction, offline_seconds;
+    uint32_t messages, senders; /* burst */
+    uint32_t payload;        /* envelope content bytes */
+    const char *pool;
+    uint32_t sources;        /* 0: LT_CONNS_PER_SOURCE per source */
+    uint32_t concurrency;    /* connection attempts and registrations in flight */
+    int json, quiet, verbose;
+} lt_opts;
+
+/* Fills o from argv. Returns 0 to run, 1 when --help was printed (exit 0), -1 after printing
+ * the problem on stderr (exit 2). Strings in o point into argv. */
+int lt_opts_parse(lt_opts *o, int argc, char **argv);
+
+#endif
