@@ -1,6 +1,7 @@
 /* lt_main.c: parley-loadtest: reads the options, checks the servers and the machine, loads
  * (and completes) the device pool, runs the scenario, prints the report and exits with its
  * verdict (lt_report.h). */
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <sodium.h>
@@ -90,6 +91,22 @@ static void lt_warn_rates(const lt_opts *o)
                 o->messages, PARLEY_QUEUE_MAX_DEFAULT);
 }
 
+/* The report to a file as well, for scripts that keep results and show the summary. */
+static int lt_write_json_file(const char *path, const lt_run *r, const lt_result *res)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, LT_PROG ": cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    lt_report_json(r, res, f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, LT_PROG ": writing %s failed\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     lt_opts o;
@@ -159,6 +176,8 @@ out:
     else
         lt_report_text(&r, &res, stdout);
     fflush(stdout);
+    if (o.json_file && lt_write_json_file(o.json_file, &r, &res) != 0 && res.exit_code == 0)
+        res.exit_code = 3;
 
     lt_devs_free(&r);
     lt_acks_free(&r);

@@ -65,6 +65,7 @@ static const char lt_help[] =
     "\n"
     "Output:\n"
     "  --json                one JSON object on stdout instead of the summary\n"
+    "  --json-file FILE      also write that JSON object to FILE (the summary stays on stdout)\n"
     "  --quiet               no progress line on stderr\n"
     "  --verbose             libwebsockets warnings on stderr\n"
     "  --help                this text\n"
@@ -208,7 +209,9 @@ int lt_opts_parse(lt_opts *o, int argc, char **argv)
         } else {
             if (lt_value(argc, argv, &i, a, eq, &v) < 0)
                 return -1;
-            if (lt_is(a, eq, "--server")) {
+            if (lt_is(a, eq, "--json-file")) {
+                o->json_file = v;
+            } else if (lt_is(a, eq, "--server")) {
                 if (o->nservers >= LT_SERVERS_MAX)
                     return lt_bad("at most %s servers%s", "64", "");
                 o->servers[o->nservers++] = v;

@@ -40,6 +40,7 @@ typedef struct {
     uint32_t messages, senders; /* burst */
     uint32_t payload;        /* envelope content bytes */
     const char *pool;
+    const char *json_file;   /* also write the JSON report here (the summary stays on stdout) */
     uint32_t sources;        /* 0: LT_CONNS_PER_SOURCE per source */
     uint32_t concurrency;    /* connection attempts and registrations in flight */
     int json, quiet, verbose;
