@@ -40,7 +40,7 @@
 #define PARLEY_PG_QUEUE_MAX             4096         /* queries waiting for a connection */
 
 /* Fanout */
-#define PARLEY_FANOUT_BATCH_MAX         256          /* stream entries per batch */
+#define PARLEY_FANOUT_BATCH_MAX         1024         /* stream entries per batch */
 #define PARLEY_INGRESS_SHARDS_MAX       64
 #define PARLEY_SEND_DEDUP_SECONDS       (7 * 24 * 3600) /* idempotency window of client_id */
 
@@ -99,5 +99,23 @@
 #define PARLEY_RELAY_401_RATE_PER_S          10    /* 401/438 answers per source IP per second */
 #define PARLEY_RELAY_401_BURST               20
 #define PARLEY_RELAY_401_BUCKETS             4096  /* rate buckets, indexed by a keyed hash of the IP */
+
+/* Gateway at scale: what one gateway process holds per connection, and how its periodic work
+ * over every connection is spread (docs/OPERATIONS.md, "Connections at scale"). */
+/* libwebsockets' per-connection receive buffer (it is allocated for the life of the socket and
+ * bounds the piece of a message handed over per callback; the gateway reassembles messages).
+ * At least 128: WebSocket control frames (at most 125 bytes) must fit whole. */
+#define PARLEY_GW_RX_BUFFER             128
+#define PARLEY_GW_MAX_CONNECTIONS_DEFAULT 250000     /* max_connections: WebSockets held */
+#define PARLEY_GW_MAX_CONNECTIONS_MAX   4000000
+/* descriptors kept besides the WebSockets: Redis, PostgreSQL, admin clients, handshakes */
+#define PARLEY_GW_FD_RESERVE            1024
+/* the soft RLIMIT_NOFILE is raised to the hard one, but not beyond this (libwebsockets sizes
+ * its descriptor tables from it, and ignores a limit above 10 million) */
+#define PARLEY_GW_NOFILE_MAX            (4 * 1024 * 1024)
+#define PARLEY_GW_KEEPALIVE_IDLE_S      25   /* no frame from the client this long: ping */
+#define PARLEY_GW_KEEPALIVE_HANGUP_S    75   /* none this long: the connection is closed */
+#define PARLEY_GW_RECLAIM_PER_S         5000 /* connections re-claimed (and re-drained) per
+                                                second after a Redis reconnect */
 
 #endif

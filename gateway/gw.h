@@ -11,7 +11,11 @@
 #include "gw_conn.h"
 #include "gw_events.h"
 #include "gw_metrics.h"
+#include "gw_presence.h"
+#include "gw_proc.h"
+#include "gw_reaper.h"
 #include "gw_send.h"
+#include "gw_sweep.h"
 #include "keys.h"
 #include "limits.h"
 #include "service.h"
@@ -31,6 +35,7 @@ typedef struct {
     long long register_rate_per_minute;
     long long outbound_max;
     long long drain_timeout_ms;
+    long long max_connections;
     char *tls_cert; /* PEM certificate chain; TLS is off when unset */
     char *tls_key;
 } gw_cfg;
@@ -51,14 +56,18 @@ typedef struct gw {
 
     gw_conns conns;
     uint64_t next_conn_id;
-    gw_conn *auth_head, *auth_tail; /* unauthenticated connections, oldest first */
+    gw_conn_auth *auth_head, *auth_tail; /* unauthenticated connections, oldest first */
     gw_pendings pending;
     gw_acks acks;
     gw_events events;
+    gw_reaper reaper;
+    gw_sweep sweep;
+    gw_proc proc;
+    gw_presence_scripts scripts;
+    size_t max_conns; /* max_connections, lowered to what the descriptor limit allows */
 
-    uv_timer_t tick;     /* auth and send timeouts */
-    uv_timer_t presence; /* presence refresh */
-    int tick_init, presence_init;
+    uv_timer_t tick; /* timeouts, the sweep, process statistics */
+    int tick_init;
     int draining; /* SIGTERM: no new connections or sends */
 } gw;
 

@@ -25,11 +25,14 @@
 
 int gw_auth_send_challenge(gw *g, gw_conn *c)
 {
-    randombytes_buf(c->challenge, sizeof c->challenge);
-    c->has_challenge = 1;
+    gw_conn_auth *a = c->auth;
+    if (!a)
+        return -1;
+    randombytes_buf(a->challenge, sizeof a->challenge);
+    a->has_challenge = 1;
     Parley__V1__Challenge ch = PARLEY__V1__CHALLENGE__INIT;
-    ch.nonce.data = c->challenge;
-    ch.nonce.len = sizeof c->challenge;
+    ch.nonce.data = a->challenge;
+    ch.nonce.len = sizeof a->challenge;
     ch.gateway_id = g->id;
     ch.pow_difficulty = (uint32_t)g->cfg->pow_difficulty;
     ch.server_time_ms = pclock_wall_ms();
@@ -46,17 +49,8 @@ void gw_auth_rechallenge(gw *g, gw_conn *c, int registered)
 {
     if (c->close_code || c->state != GW_CONN_OPEN)
         return;
-    if (registered) {
-        gw_conn_auth_list_remove(g, c);
-        c->opened_us = pclock_mono_us();
-        c->auth_prev = g->auth_tail;
-        if (g->auth_tail)
-            g->auth_tail->auth_next = c;
-        else
-            g->auth_head = c;
-        g->auth_tail = c;
-        c->in_auth_list = 1;
-    }
+    if (registered)
+        gw_conn_auth_list_append(g, c);
     gw_auth_send_challenge(g, c);
 }
 
@@ -64,9 +58,11 @@ void gw_auth_expire(gw *g, uint64_t now_us)
 {
     while (g->auth_head &&
            now_us - g->auth_head->opened_us >= (uint64_t)PARLEY_AUTH_TIMEOUT_MS * 1000) {
-        gw_conn *c = g->auth_head;
+        gw_conn *c = g->auth_head->conn;
         gw_conn_auth_list_remove(g, c);
-        plog_info("auth_timeout", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+        char peer[GW_PEER_TEXT_MAX];
+        plog_info("auth_timeout", "conn=%llu peer=%s", (unsigned long long)c->id,
+                  gw_peer_text(&c->peer, peer));
         gw_conn_close(g, c, PWIRE_CLOSE_POLICY, "authentication timeout", 1);
     }
 }
@@ -85,8 +81,9 @@ typedef struct {
 
 static void gw_auth_fail(gw *g, gw_conn *c, uint64_t request_id, const char *why)
 {
-    plog_info("auth_failed", "conn=%llu peer=%s why=\"%s\"", (unsigned long long)c->id, c->peer,
-              why);
+    char peer[GW_PEER_TEXT_MAX];
+    plog_info("auth_failed", "conn=%llu peer=%s why=\"%s\"", (unsigned long long)c->id,
+              gw_peer_text(&c->peer, peer), why);
     pmet_inc(g->m.auth_failed, 1);
     gw_conn_send_error(g, c, request_id, PARLEY__V1__ERROR_CODE__AUTH_FAILED,
                        "authentication failed", 0);
@@ -103,14 +100,16 @@ static void gw_auth_unavailable(gw *g, gw_conn *c, uint64_t request_id)
 static void gw_auth_presence_done(gw *g, uint64_t conn_id)
 {
     gw_conn *c = gw_conns_get(&g->conns, conn_id);
-    if (!c || c->close_code || c->state != GW_CONN_AUTHED)
+    if (!c || c->close_code || c->state != GW_CONN_AUTHED || !c->auth)
         return;
     Parley__V1__AuthOk ok = PARLEY__V1__AUTH_OK__INIT;
     ok.account = c->account;
     ok.device_id = c->device_id;
-    ok.queued = c->auth_queued;
+    ok.queued = c->auth->queued;
     Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
-    sf.request_id = c->auth_request_id;
+    sf.request_id = c->auth->request_id;
+    /* what only authentication needed goes before the connection settles down */
+    gw_conn_auth_free(g, c);
     sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_AUTH_OK;
     sf.auth_ok = &ok;
     if (gw_conn_send_frame(g, c, &sf) == 0)
@@ -149,6 +148,12 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
         gw_auth_fail(g, c, x->request_id, "bad signature");
         goto out;
     }
+    /* hold live pushes from now on: they must not overtake AuthOk or the drain */
+    if (gw_drain_hold(c) != 0) {
+        plog_error("auth_oom", "conn=%llu", (unsigned long long)c->id);
+        gw_auth_unavailable(g, c, x->request_id);
+        goto out;
+    }
 
     /* a newer connection of a device replaces the older one */
     gw_conn *old = gw_conns_device(&g->conns, x->account, x->device_id);
@@ -162,8 +167,8 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
     snprintf(c->account, sizeof c->account, "%s", x->account);
     c->device_id = x->device_id;
     c->account_id = account_id;
-    c->auth_request_id = x->request_id;
-    c->auth_queued = queue_len > 0 ? (uint64_t)queue_len : 0;
+    c->auth->request_id = x->request_id;
+    c->auth->queued = queue_len > 0 ? (uint64_t)queue_len : 0;
     c->state = GW_CONN_AUTHED;
     gw_conn_auth_list_remove(g, c);
     gw_conns_bind_device(&g->conns, c);
@@ -171,8 +176,6 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
     pmet_inc(g->m.auth_ok, 1);
     plog_info("auth_ok", "conn=%llu account=%s device=%" PRIu32 " queued=%d",
               (unsigned long long)c->id, c->account, c->device_id, (int)queue_len);
-    /* hold live pushes from now on: they must not overtake AuthOk or the drain */
-    c->drain.active = 1;
     gw_presence_claim(g, c, gw_auth_presence_done);
 out:
     free(x);
@@ -188,11 +191,11 @@ int gw_auth_take_challenge(gw *g, gw_conn *c, uint64_t rid)
         gw_conn_close(g, c, PWIRE_CLOSE_GOING_AWAY, "going away", 1);
         return -1;
     }
-    if (!c->has_challenge || c->state != GW_CONN_OPEN) {
+    if (!c->auth || !c->auth->has_challenge || c->state != GW_CONN_OPEN) {
         gw_auth_fail(g, c, rid, "challenge already used");
         return -1;
     }
-    c->has_challenge = 0;
+    c->auth->has_challenge = 0;
     return 0;
 }
 
@@ -223,7 +226,7 @@ void gw_auth_answer(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         why = "bad signature length";
     else if (skew > PARLEY_AUTH_SKEW_MS)
         why = "timestamp out of range";
-    else if (!(x->tlen = pauth_auth_transcript(x->transcript, c->challenge, g->id, x->account,
+    else if (!(x->tlen = pauth_auth_transcript(x->transcript, c->auth->challenge, g->id, x->account,
                                                a->device_id, a->timestamp_ms)))
         why = "transcript too long";
     if (why) {

@@ -10,7 +10,10 @@
 #include "gw.h"
 #include "gw_drain.h"
 #include "gw_frame.h"
+#include "gw_reaper.h"
+#include "gw_rx.h"
 #include "gw_send.h"
+#include "gw_server.h"
 #include "log.h"
 #include "wire.h"
 
@@ -65,7 +68,8 @@ static void gw_conn_free_mem(gw_conn *c)
 {
     gw_drain_free(c);
     gw_outq_clear(&c->out);
-    free(c->rx);
+    gw_rx_end(&c->rx);
+    free(c->auth);
     free(c);
 }
 
@@ -152,7 +156,7 @@ static int gw_conns_grow_dev(gw_conns *t)
     return 0;
 }
 
-static int gw_conns_add(gw_conns *t, gw_conn *c)
+int gw_conns_add(gw_conns *t, gw_conn *c)
 {
     /* a failed grow only makes chains longer */
     if (t->count + 1 > t->id_cap)
@@ -164,7 +168,7 @@ static int gw_conns_add(gw_conns *t, gw_conn *c)
     return 0;
 }
 
-static void gw_conns_remove(gw_conns *t, gw_conn *c)
+void gw_conns_remove(gw_conns *t, gw_conn *c)
 {
     gw_conn **pp = &t->by_id[gw_hash_id(c->id) & (t->id_cap - 1)];
     for (; *pp; pp = &(*pp)->id_next) {
@@ -209,54 +213,95 @@ void gw_conns_unbind_device(gw_conns *t, gw_conn *c)
 
 void gw_conns_each(const gw_conns *t, void (*fn)(gw_conn *c, void *ud), void *ud)
 {
-    for (size_t i = 0; i < t->id_cap; i++)
-        for (gw_conn *c = t->by_id[i]; c; c = c->id_next)
+    gw_conns_visit(t, 0, t->id_cap, fn, ud);
+}
+
+size_t gw_conns_visit(const gw_conns *t, size_t first, size_t n, void (*fn)(gw_conn *c, void *ud),
+                      void *ud)
+{
+    size_t visited = 0;
+    if (!t->by_id || first >= t->id_cap)
+        return 0;
+    size_t end = n > t->id_cap - first ? t->id_cap : first + n;
+    for (size_t i = first; i < end; i++) {
+        for (gw_conn *c = t->by_id[i]; c; c = c->id_next) {
             fn(c, ud);
+            visited++;
+        }
+    }
+    return visited;
+}
+
+size_t gw_conns_buckets(const gw_conns *t)
+{
+    return t->id_cap;
 }
 
 gw_conn *gw_conn_new(gw *g, struct lws *wsi)
 {
     gw_conn *c = calloc(1, sizeof *c);
-    if (!c)
+    gw_conn_auth *a = calloc(1, sizeof *a);
+    if (!c || !a) {
+        free(c);
+        free(a);
         return NULL;
+    }
     c->id = ++g->next_conn_id;
     c->wsi = wsi;
     c->state = GW_CONN_OPEN;
-    c->opened_us = pclock_mono_us();
-    gw_send_bucket_init(&c->send_bucket, c->opened_us);
+    c->auth = a;
+    a->conn = c;
+    uint64_t now = pclock_mono_us();
+    c->last_rx_s = gw_conn_now_s(g);
+    gw_send_bucket_init(&c->send_bucket, now);
     gw_outq_init(&c->out);
-    if (lws_get_peer_simple(wsi, c->peer, sizeof c->peer) == NULL)
-        strcpy(c->peer, "unknown");
-    /* an IPv4 client on the dual-stack listener: use the plain IPv4 form (rate-limit keys) */
-    if (strncmp(c->peer, "::ffff:", 7) == 0 && strchr(c->peer + 7, '.'))
-        memmove(c->peer, c->peer + 7, strlen(c->peer + 7) + 1);
+    gw_peer_from_fd(&c->peer, lws_get_socket_fd(wsi));
     gw_conns_add(&g->conns, c);
-    /* auth timeout list: appended, so it stays ordered by open time */
-    c->auth_prev = g->auth_tail;
-    if (g->auth_tail)
-        g->auth_tail->auth_next = c;
-    else
-        g->auth_head = c;
-    g->auth_tail = c;
-    c->in_auth_list = 1;
+    gw_conn_auth_list_append(g, c);
     pmet_add(g->m.connections, 1);
     return c;
 }
 
+void gw_conn_auth_list_append(gw *g, gw_conn *c)
+{
+    gw_conn_auth *a = c->auth;
+    if (!a)
+        return;
+    gw_conn_auth_list_remove(g, c);
+    /* appended, so the list stays ordered by the start of the timeout */
+    a->opened_us = pclock_mono_us();
+    a->next = NULL;
+    a->prev = g->auth_tail;
+    if (g->auth_tail)
+        g->auth_tail->next = a;
+    else
+        g->auth_head = a;
+    g->auth_tail = a;
+    a->in_list = 1;
+}
+
 void gw_conn_auth_list_remove(gw *g, gw_conn *c)
 {
-    if (!c->in_auth_list)
+    gw_conn_auth *a = c->auth;
+    if (!a || !a->in_list)
         return;
-    if (c->auth_prev)
-        c->auth_prev->auth_next = c->auth_next;
+    if (a->prev)
+        a->prev->next = a->next;
     else
-        g->auth_head = c->auth_next;
-    if (c->auth_next)
-        c->auth_next->auth_prev = c->auth_prev;
+        g->auth_head = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
     else
-        g->auth_tail = c->auth_prev;
-    c->auth_prev = c->auth_next = NULL;
-    c->in_auth_list = 0;
+        g->auth_tail = a->prev;
+    a->prev = a->next = NULL;
+    a->in_list = 0;
+}
+
+void gw_conn_auth_free(gw *g, gw_conn *c)
+{
+    gw_conn_auth_list_remove(g, c);
+    free(c->auth);
+    c->auth = NULL;
 }
 
 void gw_conn_destroy(gw *g, gw_conn *c)
@@ -284,6 +329,9 @@ int gw_conn_send(gw *g, gw_conn *c, gw_out *o)
         gw_out_free(o);
         return -1;
     }
+    int now = gw_server_write_now(g, c, o);
+    if (now != 0)
+        return now > 0 ? 0 : -1;
     if (gw_outq_push(&c->out, o, gw_outbound_max(g)) != 0) {
         plog_info("conn_too_slow", "conn=%llu queued_bytes=%zu frame_bytes=%zu",
                   (unsigned long long)c->id, c->out.bytes, o->len);
@@ -312,9 +360,9 @@ void gw_conn_close(gw *g, gw_conn *c, int code, const char *reason, int flush)
 {
     if (c->close_code)
         return;
-    c->close_code = code;
-    c->close_flush = flush;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+    c->close_code = (uint16_t)code;
+    c->close_flush = flush ? 1 : 0;
+    c->close_reason = reason ? reason : "";
     if (!flush)
         gw_outq_clear(&c->out);
     gw_drain_free(c);
@@ -324,5 +372,10 @@ void gw_conn_close(gw *g, gw_conn *c, int code, const char *reason, int flush)
     plog_debug("conn_closing", "conn=%llu code=%d reason=\"%s\"", (unsigned long long)c->id,
                code, c->close_reason);
     lws_callback_on_writable(c->wsi);
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PARLEY_CLOSE_BACKSTOP_S);
+    gw_reaper_add(g, c);
+}
+
+uint32_t gw_conn_now_s(const gw *g)
+{
+    return (uint32_t)(uv_now(g->loop) / 1000);
 }

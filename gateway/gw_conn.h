@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gw_outq.h"
+#include "gw_peer.h"
 #include "gw_send.h"
 #include "limits.h"
 #include "gw_proto.h"
@@ -17,6 +18,7 @@
 struct lws;
 struct gw;
 struct gw_pending;
+struct gw_rx;
 
 typedef enum {
     GW_CONN_OPEN = 0, /* challenge sent, not authenticated */
@@ -24,71 +26,56 @@ typedef enum {
     GW_CONN_AUTHED,
 } gw_conn_state;
 
-/* A live push that arrived while the queue drained. */
-typedef struct gw_held {
-    struct gw_held *next;
-    uint64_t id;
-    gw_out *frame;
-} gw_held;
-
+/* The drain (gw_drain.c) of a connection: what lasts between passes. The state of a running
+ * pass, and the live pushes held meanwhile, live in a gw_drain_pass that exists only from auth
+ * until the drain ends, so an idle connection does not carry it. */
+struct gw_drain_pass;
 typedef struct {
-    int active;   /* live pushes are held (from auth until the drain ends) */
-    int running;  /* a drain pass runs */
-    int querying; /* a page query is in flight */
-    int waiting;  /* the next page waits for outbound space */
-    int initial;  /* the first drain after auth: ends with QueueEmpty */
-    int again;    /* run one more pass when this one reaches the end */
-    uint64_t cursor;         /* highest id this pass delivered (or started after) */
     uint64_t done_cursor;    /* cursor at the end of the last completed pass */
     uint64_t last_delivered; /* highest envelope id pushed to the client */
-    uint64_t pass_count;     /* envelopes delivered by the current pass */
-    gw_held *held, *held_tail;
-    size_t held_count, held_bytes;
-    int held_overflow; /* held pushes were dropped: the pass must query once more */
+    struct gw_drain_pass *pass; /* non-NULL while live pushes are held (auth until drain end) */
 } gw_drain_state;
 
+/* What only a connection that has not authenticated yet needs; freed once AuthOk is sent. */
+typedef struct gw_conn_auth {
+    struct gw_conn *conn;
+    struct gw_conn_auth *prev, *next; /* the auth timeout list (gw->auth_head), oldest first */
+    uint64_t opened_us;               /* start of the auth timeout */
+    uint64_t request_id;              /* of the AuthAnswer, echoed in AuthOk */
+    uint64_t queued;                  /* queue_len at auth, reported in AuthOk */
+    uint8_t challenge[PARLEY_CHALLENGE_BYTES];
+    uint8_t has_challenge; /* cleared when an AuthAnswer or Register consumes it */
+    uint8_t in_list;
+} gw_conn_auth;
+
+/* One WebSocket. Sized for holding hundreds of thousands of idle ones: everything that only a
+ * connection in the middle of something needs (auth, a message being reassembled, a drain
+ * pass) hangs off a pointer that is NULL when idle. */
 typedef struct gw_conn {
     uint64_t id;
     struct lws *wsi;
-    gw_conn_state state;
-    char peer[64]; /* source address, for the registration rate limit and logs */
-    uint64_t opened_us;
-
-    uint8_t challenge[PARLEY_CHALLENGE_BYTES];
-    int has_challenge; /* cleared when an AuthAnswer or Register consumes it */
-
-    char account[PARLEY_NAME_MAX + 1]; /* normalised; set once authenticated */
-    uint32_t device_id;
-    int64_t account_id;
-    uint64_t auth_request_id; /* of the AuthAnswer, echoed in AuthOk */
-    uint64_t auth_queued;     /* queue_len at auth, reported in AuthOk */
-
-    /* inbound message reassembly */
-    unsigned char *rx;
-    size_t rx_len, rx_cap;
-    int rx_in_msg, rx_binary, rx_skip;
-    int rx_too_large;            /* discarding an oversized message; answered at its end */
-    unsigned bad_frames;
-
-    /* outbound */
+    struct gw_conn *id_next, *dev_next; /* intrusive links, owned by gw_conns */
+    gw_conn_auth *auth;                 /* until AuthOk was sent */
+    struct gw_rx *rx;                   /* a message being reassembled (gw_rx.h) */
     gw_outq out;
-    int close_code; /* non-zero once closing: no more input is handled */
-    int close_flush; /* send what is queued before the close frame */
-    char close_reason[64];
-
-    /* sends waiting for fanout (see gw_send.h) */
-    struct gw_pending *pending;
-    unsigned npending; /* waiting and orphaned */
+    struct gw_pending *pending; /* sends waiting for fanout (see gw_send.h) */
     gw_send_bucket send_bucket;
-    unsigned lookups;  /* GetDevices queries in flight */
-    unsigned ack_ids;  /* ack ids queued or being deleted (see gw_ack.h) */
-
     gw_drain_state drain;
-
-    /* intrusive links, owned by gw_conns / the auth timeout list */
-    struct gw_conn *id_next, *dev_next;
-    struct gw_conn *auth_prev, *auth_next;
-    int in_auth_list, in_dev_table;
+    const char *close_reason; /* a string literal, set with close_code */
+    int64_t account_id;
+    uint32_t device_id;
+    uint32_t last_rx_s; /* loop time (s) of the last frame or pong from the client */
+    unsigned npending;  /* sends waiting and orphaned */
+    uint16_t lookups;   /* GetDevices queries in flight */
+    uint16_t ack_ids;   /* ack ids queued or being deleted (see gw_ack.h) */
+    uint16_t close_code; /* non-zero once closing: no more input is handled */
+    uint8_t state;       /* gw_conn_state */
+    uint8_t bad_frames;
+    uint8_t close_flush : 1;  /* send what is queued before the close frame */
+    uint8_t in_dev_table : 1;
+    uint8_t ping_due : 1;     /* a keepalive ping waits for the socket to be writable */
+    char account[PARLEY_NAME_MAX + 1]; /* normalised; set once authenticated */
+    gw_peer peer; /* source address, for the registration rate limit and logs */
 } gw_conn;
 
 typedef struct {
@@ -102,6 +89,9 @@ int gw_conns_init(gw_conns *t);
 /* Frees the tables; connections still in them are destroyed without any I/O. */
 void gw_conns_free(gw_conns *t);
 gw_conn *gw_conns_get(const gw_conns *t, uint64_t id);
+/* Adds c (id set) to / removes it from the id table (gw_conn_new and gw_conn_destroy do). */
+int gw_conns_add(gw_conns *t, gw_conn *c);
+void gw_conns_remove(gw_conns *t, gw_conn *c);
 gw_conn *gw_conns_device(const gw_conns *t, const char *account, uint32_t device_id);
 /* Binds c (account and device_id set) in the device table; a previous holder must be unbound
  * first. */
@@ -123,11 +113,27 @@ int gw_conn_send_frame(struct gw *g, gw_conn *c, const Parley__V1__ServerFrame *
 /* Queues Error{code}; counted in the error metric. */
 int gw_conn_send_error(struct gw *g, gw_conn *c, uint64_t request_id, Parley__V1__ErrorCode code,
                        const char *message, uint32_t retry_after_ms);
-/* Starts closing c with a WebSocket close code. flush: send the queued frames first (an error
- * frame explaining the close); otherwise the queue is dropped. Later calls are ignored. */
+/* Starts closing c with a WebSocket close code and reason (a string with static storage: it is
+ * kept, not copied). flush: send the queued frames first (an error frame explaining the close);
+ * otherwise the queue is dropped. Later calls are ignored. A connection that has not finished
+ * closing PARLEY_CLOSE_BACKSTOP_S later is cut (gw_reaper.h). */
 void gw_conn_close(struct gw *g, gw_conn *c, int code, const char *reason, int flush);
 
-/* Unauthenticated connections, oldest first, for the auth timeout. */
+/* The loop's time in whole seconds, the clock of last_rx_s. */
+uint32_t gw_conn_now_s(const struct gw *g);
+
+/* Unauthenticated connections, oldest first, for the auth timeout: c goes to the end (its
+ * timeout starts now) / leaves the list. */
+void gw_conn_auth_list_append(struct gw *g, gw_conn *c);
 void gw_conn_auth_list_remove(struct gw *g, gw_conn *c);
+/* Frees c->auth (AuthOk was sent; the connection stays). */
+void gw_conn_auth_free(struct gw *g, gw_conn *c);
+/* Visits the connections in table buckets [first, first + n) (clipped to the table); returns
+ * how many it visited. The table (gw_conns_buckets buckets) only grows, by doubling, and an
+ * entry of bucket b then lands in b or b + old size: a cursor kept across a growth misses no
+ * one (some are visited twice). fn must not add or destroy connections. */
+size_t gw_conns_visit(const gw_conns *t, size_t first, size_t n, void (*fn)(gw_conn *c, void *ud),
+                      void *ud);
+size_t gw_conns_buckets(const gw_conns *t);
 
 #endif

@@ -12,20 +12,24 @@
 
 static void gw_dispatch_bad(gw *g, gw_conn *c, const char *why)
 {
-    c->bad_frames++;
+    if (c->bad_frames < UINT8_MAX)
+        c->bad_frames++;
     plog_debug("bad_frame", "conn=%llu why=\"%s\" count=%u", (unsigned long long)c->id, why,
                c->bad_frames);
     gw_conn_send_error(g, c, 0, PARLEY__V1__ERROR_CODE__BAD_FRAME, why, 0);
     if (c->bad_frames >= PARLEY_BAD_FRAMES_MAX) {
+        char peer[GW_PEER_TEXT_MAX];
         plog_info("too_many_bad_frames", "conn=%llu peer=%s", (unsigned long long)c->id,
-                  c->peer);
+                  gw_peer_text(&c->peer, peer));
         gw_conn_close(g, c, PWIRE_CLOSE_POLICY, "too many bad frames", 1);
     }
 }
 
 void gw_dispatch_too_large(gw *g, gw_conn *c)
 {
-    plog_info("frame_too_large", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+    char peer[GW_PEER_TEXT_MAX];
+    plog_info("frame_too_large", "conn=%llu peer=%s", (unsigned long long)c->id,
+              gw_peer_text(&c->peer, peer));
     gw_conn_send_error(g, c, 0, PARLEY__V1__ERROR_CODE__FRAME_TOO_LARGE,
                        "message larger than the frame limit", 0);
     gw_conn_close(g, c, PWIRE_CLOSE_TOO_BIG, "message too big", 1);

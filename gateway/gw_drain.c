@@ -33,23 +33,62 @@ static size_t gw_drain_held_max(const gw *g)
     return gw_outbound_max(g) / 2;
 }
 
+/* A live push that arrived while the queue drained. */
+typedef struct gw_held {
+    struct gw_held *next;
+    uint64_t id;
+    gw_out *frame;
+} gw_held;
+
+/* A drain in progress (c->drain.pass): exists from auth (pushes are held from then on) until
+ * the drain ends. */
+typedef struct gw_drain_pass {
+    uint8_t running;  /* a drain pass runs */
+    uint8_t querying; /* a page query is in flight */
+    uint8_t waiting;  /* the next page waits for outbound space */
+    uint8_t initial;  /* the first drain after auth: ends with QueueEmpty */
+    uint8_t again;    /* run one more pass when this one reaches the end */
+    uint8_t held_overflow; /* held pushes were dropped: the pass must query once more */
+    uint64_t cursor;     /* highest id this pass delivered (or started after) */
+    uint64_t pass_count; /* envelopes delivered by the current pass */
+    gw_held *held, *held_tail;
+    size_t held_count, held_bytes;
+} gw_drain_pass;
+
 uint64_t gw_drain_start_cursor(const gw_drain_state *d)
 {
     /* every row up to it was delivered by a pass (or acked); clients drop the duplicates */
     return d->done_cursor;
 }
 
-void gw_drain_free(gw_conn *c)
+static void gw_drain_drop_held(gw_drain_pass *p)
 {
-    gw_held *h = c->drain.held;
+    gw_held *h = p->held;
     while (h) {
         gw_held *next = h->next;
         gw_out_free(h->frame);
         free(h);
         h = next;
     }
-    c->drain.held = c->drain.held_tail = NULL;
-    c->drain.held_count = c->drain.held_bytes = 0;
+    p->held = p->held_tail = NULL;
+    p->held_count = p->held_bytes = 0;
+}
+
+void gw_drain_free(gw_conn *c)
+{
+    gw_drain_pass *p = c->drain.pass;
+    if (!p)
+        return;
+    gw_drain_drop_held(p);
+    free(p);
+    c->drain.pass = NULL;
+}
+
+int gw_drain_hold(gw_conn *c)
+{
+    if (!c->drain.pass && !(c->drain.pass = calloc(1, sizeof *c->drain.pass)))
+        return -1;
+    return 0;
 }
 
 typedef struct {
@@ -64,14 +103,12 @@ static void gw_drain_fail(gw *g, gw_conn *c, const char *why)
     char q[256];
     plog_error("drain_failed", "conn=%llu error=%s", (unsigned long long)c->id,
                plog_q(q, sizeof q, why));
-    c->drain.running = 0;
-    c->drain.querying = 0;
     gw_conn_close(g, c, PWIRE_CLOSE_INTERNAL, "queue unavailable", 1);
 }
 
 static void gw_drain_next(gw *g, gw_conn *c)
 {
-    gw_drain_state *d = &c->drain;
+    gw_drain_pass *d = c->drain.pass;
     d->waiting = 0;
     if (c->out.bytes > gw_drain_low_water(g)) {
         d->waiting = 1; /* resumed by gw_drain_on_writable */
@@ -100,24 +137,24 @@ static void gw_drain_next(gw *g, gw_conn *c)
 
 static void gw_drain_finish(gw *g, gw_conn *c)
 {
-    gw_drain_state *d = &c->drain;
+    gw_drain_pass *d = c->drain.pass;
     /* release held pushes the drain did not cover; the rest were just delivered from the
      * queue (ids are committed in order per device, so anything held at or below the cursor
-     * was in a page) */
+     * was in a page). The pass goes first: a send below may close the connection. */
     gw_held *h = d->held;
-    d->held = d->held_tail = NULL;
-    d->held_count = d->held_bytes = 0;
-    d->active = 0;
-    d->running = 0;
-    d->done_cursor = d->cursor;
-    pmet_observe(g->m.drain_size, (double)d->pass_count);
+    uint64_t cursor = d->cursor, count = d->pass_count;
+    int initial = d->initial;
+    c->drain.pass = NULL;
+    free(d);
+    c->drain.done_cursor = cursor;
+    pmet_observe(g->m.drain_size, (double)count);
     plog_debug("drain_done", "conn=%llu envelopes=%" PRIu64 " cursor=%" PRIu64,
-               (unsigned long long)c->id, d->pass_count, d->cursor);
+               (unsigned long long)c->id, count, cursor);
     while (h) {
         gw_held *next = h->next;
-        if (h->id > d->cursor && !c->close_code) {
-            if (h->id > d->last_delivered)
-                d->last_delivered = h->id;
+        if (h->id > cursor && !c->close_code) {
+            if (h->id > c->drain.last_delivered)
+                c->drain.last_delivered = h->id;
             pmet_inc(g->m.pushes, 1);
             gw_conn_send(g, c, h->frame);
         } else {
@@ -126,8 +163,7 @@ static void gw_drain_finish(gw *g, gw_conn *c)
         free(h);
         h = next;
     }
-    if (d->initial && !c->close_code) {
-        d->initial = 0;
+    if (initial && !c->close_code) {
         Parley__V1__QueueEmpty qe = PARLEY__V1__QUEUE_EMPTY__INIT;
         Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
         sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_QUEUE_EMPTY;
@@ -162,10 +198,12 @@ static int gw_drain_row(gw *g, gw_conn *c, PGresult *res, int row)
     Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
     sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_ENVELOPE;
     sf.envelope = &env;
-    c->drain.cursor = (uint64_t)id;
-    if (c->drain.cursor > c->drain.last_delivered)
-        c->drain.last_delivered = c->drain.cursor;
-    c->drain.pass_count++;
+    gw_drain_pass *d = c->drain.pass;
+    d->cursor = (uint64_t)id;
+    if (d->cursor > c->drain.last_delivered)
+        c->drain.last_delivered = d->cursor;
+    d->pass_count++;
+    /* the last use of the pass here: a failed send closes c and frees it */
     return gw_conn_send_frame(g, c, &sf);
 }
 
@@ -175,9 +213,9 @@ static void gw_drain_page_cb(PGresult *res, const char *err, void *ud)
     gw *g = x->g;
     gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
     free(x);
-    if (!c || c->close_code)
+    if (!c || c->close_code || !c->drain.pass)
         return;
-    gw_drain_state *d = &c->drain;
+    gw_drain_pass *d = c->drain.pass;
     d->querying = 0;
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         gw_drain_fail(g, c, ppg_why(res, err));
@@ -202,7 +240,7 @@ static void gw_drain_page_cb(PGresult *res, const char *err, void *ud)
          * it out of id order, past envelopes whose pushes were lost. */
         d->held_overflow = 0;
         if (d->again)
-            d->cursor = gw_drain_start_cursor(d);
+            d->cursor = gw_drain_start_cursor(&c->drain);
         d->again = 0;
         gw_drain_next(g, c);
         return;
@@ -214,7 +252,11 @@ void gw_drain_start(gw *g, gw_conn *c, int initial)
 {
     if (c->close_code || c->state != GW_CONN_AUTHED)
         return;
-    gw_drain_state *d = &c->drain;
+    if (gw_drain_hold(c) != 0) {
+        gw_drain_fail(g, c, "out of memory");
+        return;
+    }
+    gw_drain_pass *d = c->drain.pass;
     if (initial)
         d->initial = 1;
     if (d->running) {
@@ -222,31 +264,30 @@ void gw_drain_start(gw *g, gw_conn *c, int initial)
         return;
     }
     d->running = 1;
-    d->active = 1;
     d->again = 0;
-    d->cursor = gw_drain_start_cursor(d);
+    d->cursor = gw_drain_start_cursor(&c->drain);
     d->pass_count = 0;
     gw_drain_next(g, c);
 }
 
 void gw_drain_on_writable(gw *g, gw_conn *c)
 {
-    gw_drain_state *d = &c->drain;
-    if (d->running && d->waiting && !d->querying && !c->close_code &&
+    gw_drain_pass *d = c->drain.pass;
+    if (d && d->running && d->waiting && !d->querying && !c->close_code &&
         c->out.bytes <= gw_drain_low_water(g))
         gw_drain_next(g, c);
 }
 
 void gw_drain_push(gw *g, gw_conn *c, uint64_t id, gw_out *frame)
 {
-    gw_drain_state *d = &c->drain;
     if (!frame || c->close_code || c->state != GW_CONN_AUTHED) {
         gw_out_free(frame);
         return;
     }
-    if (!d->active) {
-        if (id > d->last_delivered)
-            d->last_delivered = id;
+    gw_drain_pass *d = c->drain.pass;
+    if (!d) {
+        if (id > c->drain.last_delivered)
+            c->drain.last_delivered = id;
         pmet_inc(g->m.pushes, 1);
         gw_conn_send(g, c, frame);
         return;
@@ -256,7 +297,7 @@ void gw_drain_push(gw *g, gw_conn *c, uint64_t id, gw_out *frame)
         return;
     }
     if (d->held_count >= PARLEY_DRAIN_PAGE || d->held_bytes + frame->len > gw_drain_held_max(g)) {
-        gw_drain_free(c);
+        gw_drain_drop_held(d);
         d->held_overflow = 1;
         gw_out_free(frame);
         return;

@@ -77,6 +77,18 @@ int gw_metrics_init(gw_metrics *gm, pmetrics *m)
       NULL);
     C(presence_failures, "parley_gateway_presence_failures_total",
       "Presence updates that could not reach Redis.", NULL);
+    G(rss_bytes, "parley_gateway_rss_bytes", "Resident memory of the process, sampled every second.");
+    G(fd_limit, "parley_gateway_fd_limit", "Soft RLIMIT_NOFILE of the process.");
+    G(connections_max, "parley_gateway_connections_max",
+      "Connections the gateway accepts (max_connections, lowered to fit the fd limit).");
+    C(connections_refused, "parley_gateway_connections_refused_total",
+      "TCP connections dropped at once because connections_max were open.", NULL);
+    C(closes_keepalive, "parley_gateway_closes_total",
+      "Connections closed by the gateway, by reason.", "reason=\"keepalive\"");
+    C(pings, "parley_gateway_pings_total", "Keepalive pings sent to idle connections.", NULL);
+    C(pongs, "parley_gateway_pongs_total", "Pongs received (answers to keepalive pings).", NULL);
+    C(heap_trims, "parley_gateway_heap_trims_total",
+      "Freed heap returned to the kernel after many connections went away.", NULL);
 #undef C
 #undef G
     return bad ? -1 : 0;

@@ -25,6 +25,8 @@ typedef struct {
     pmet_counter *drained;
     pmet_counter *acks, *acks_deleted, *ack_flushes, *ack_failures;
     pmet_counter *presence_failures;
+    pmet_gauge *rss_bytes, *fd_limit, *connections_max;
+    pmet_counter *connections_refused, *closes_keepalive, *pings, *pongs, *heap_trims;
 } gw_metrics;
 
 /* Registers every series in m; returns 0, or -1 on allocation failure. */

@@ -7,6 +7,7 @@
 
 #include "gw.h"
 #include "gw_drain.h"
+#include "gw_sweep.h"
 #include "keys.h"
 #include "log.h"
 #include "wire.h"
@@ -59,15 +60,65 @@ static int gw_presence_key_val(const gw *g, const gw_conn *c, char key[PKEYS_MAX
     return (n < 0 || n >= GW_PRESENCE_VAL_MAX) ? -1 : 0;
 }
 
+/* ---- the scripts, by SHA1 once Redis has them ----------------------------------------------
+ * Refreshes run at ~connections/20 a second: EVALSHA spares Redis hashing, and the link
+ * carrying, the script body each time. Until SCRIPT LOAD answered (and after a NOSCRIPT: Redis
+ * lost its script cache without a reconnect) the body goes with EVAL. */
+
+static void gw_presence_loaded_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    char *sha = privdata;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_STRING && r->len == GW_PRESENCE_SHA_LEN)
+        memcpy(sha, r->str, GW_PRESENCE_SHA_LEN + 1);
+    else if (r && r->type == REDIS_REPLY_ERROR) {
+        char q[256];
+        plog_warn("presence_script_load_failed", "error=%s", plog_q(q, sizeof q, r->str));
+    }
+}
+
+static void gw_presence_load_scripts(gw *g)
+{
+    gw_presence_scripts *s = &g->scripts;
+    s->claim_sha[0] = s->release_sha[0] = '\0';
+    const char *a1[] = {"SCRIPT", "LOAD", GW_LUA_CLAIM};
+    const size_t l1[] = {6, 4, strlen(GW_LUA_CLAIM)};
+    const char *a2[] = {"SCRIPT", "LOAD", GW_LUA_RELEASE};
+    const size_t l2[] = {6, 4, strlen(GW_LUA_RELEASE)};
+    /* not sent (Redis down): the next on_up loads them */
+    (void)predis_cmd(g->redis, gw_presence_loaded_cb, s->claim_sha, 3, a1, l1);
+    (void)predis_cmd(g->redis, gw_presence_loaded_cb, s->release_sha, 3, a2, l2);
+}
+
+/* A script reply was an error: after NOSCRIPT the scripts are loaded again. */
+static void gw_presence_script_error(gw *g, const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
+        g->scripts.claim_sha[0]) {
+        plog_warn("presence_scripts_lost", "msg=\"loading them again\"");
+        gw_presence_load_scripts(g);
+    }
+}
+
+/* EVAL(SHA) of script with KEYS[1] = key and up to two ARGV. */
+static int gw_presence_eval(gw *g, const char *script, const char *sha, redisCallbackFn *cb,
+                            void *ud, const char *key, const char *a1, const char *a2)
+{
+    const char *argv[6] = {sha[0] ? "EVALSHA" : "EVAL", sha[0] ? sha : script, "1", key, a1, a2};
+    const size_t argvlen[6] = {strlen(argv[0]), strlen(argv[1]), 1, strlen(key), strlen(a1),
+                               a2 ? strlen(a2) : 0};
+    return predis_cmd(g->redis, cb, ud, a2 ? 6 : 5, argv, argvlen);
+}
+
 static void gw_presence_ignore_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
-    (void)privdata;
     redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        {
+    if (r && r->type == REDIS_REPLY_ERROR) {
         char q[256];
         plog_warn("presence_redis_error", "error=%s", plog_q(q, sizeof q, r->str));
+        gw_presence_script_error(privdata, r);
     }
 }
 
@@ -98,7 +149,7 @@ static void gw_presence_kick(gw *g, const gw_conn *c, const char *other_gw, uint
                           (const char *)buf};
     const size_t argvlen[] = {4, strlen(key), 6, 1, strlen(PKEYS_DELIVERY_MAXLEN), 1,
                               strlen(PKEYS_FIELD), len};
-    if (predis_cmd(g->redis, gw_presence_ignore_cb, NULL, 8, argv, argvlen) == 0) {
+    if (predis_cmd(g->redis, gw_presence_ignore_cb, g, 8, argv, argvlen) == 0) {
         pmet_inc(g->m.kicks_sent, 1);
         plog_info("kick_sent", "account=%s device=%" PRIu32 " gateway=%s conn=%llu", c->account,
                   c->device_id, other_gw, (unsigned long long)other_conn);
@@ -170,9 +221,8 @@ void gw_presence_release(gw *g, const gw_conn *c)
     char key[PKEYS_MAX], val[GW_PRESENCE_VAL_MAX];
     if (c->state != GW_CONN_AUTHED || gw_presence_key_val(g, c, key, val) != 0)
         return;
-    const char *argv[] = {"EVAL", GW_LUA_RELEASE, "1", key, val};
-    const size_t argvlen[] = {4, strlen(GW_LUA_RELEASE), 1, strlen(key), strlen(val)};
-    if (predis_cmd(g->redis, gw_presence_ignore_cb, NULL, 5, argv, argvlen) != 0)
+    if (gw_presence_eval(g, GW_LUA_RELEASE, g->scripts.release_sha, gw_presence_ignore_cb, g,
+                         key, val, NULL) != 0)
         pmet_inc(g->m.presence_failures, 1); /* the key expires by itself */
 }
 
@@ -196,6 +246,7 @@ static void gw_presence_refresh_cb(redisAsyncContext *ac, void *reply, void *pri
         char q[256];
         plog_warn("presence_refresh_failed", "conn=%llu error=%s", (unsigned long long)x->conn_id,
                   plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
+        gw_presence_script_error(g, r);
     } else if (c && !c->close_code && c->state == GW_CONN_AUTHED) {
         if (r->integer == 0) {
             /* a newer connection of this device holds the key (its kick may be lost) */
@@ -210,7 +261,7 @@ static void gw_presence_refresh_cb(redisAsyncContext *ac, void *reply, void *pri
     free(x);
 }
 
-static void gw_presence_refresh_one(gw *g, gw_conn *c, int redrain)
+void gw_presence_refresh(gw *g, gw_conn *c, int redrain)
 {
     if (c->close_code || c->state != GW_CONN_AUTHED)
         return;
@@ -224,57 +275,18 @@ static void gw_presence_refresh_one(gw *g, gw_conn *c, int redrain)
     x->conn_id = c->id;
     x->redrain = redrain;
     snprintf(ttl, sizeof ttl, "%d", PKEYS_PRESENCE_TTL_S);
-    const char *argv[] = {"EVAL", GW_LUA_CLAIM, "1", key, val, ttl};
-    const size_t argvlen[] = {4, strlen(GW_LUA_CLAIM), 1, strlen(key), strlen(val), strlen(ttl)};
-    if (predis_cmd(g->redis, gw_presence_refresh_cb, x, 6, argv, argvlen) != 0) {
+    if (gw_presence_eval(g, GW_LUA_CLAIM, g->scripts.claim_sha, gw_presence_refresh_cb, x, key,
+                         val, ttl) != 0) {
         free(x);
         pmet_inc(g->m.presence_failures, 1);
     }
 }
 
-typedef struct {
-    gw *g;
-    int redrain;
-} gw_each_ctx;
-
-static void gw_presence_each(gw_conn *c, void *ud)
-{
-    gw_each_ctx *e = ud;
-    gw_presence_refresh_one(e->g, c, e->redrain);
-}
-
-static void gw_presence_timer_cb(uv_timer_t *t)
-{
-    gw *g = t->data;
-    if (!predis_up(g->redis))
-        return;
-    gw_each_ctx e = {g, 0};
-    gw_conns_each(&g->conns, gw_presence_each, &e);
-}
-
 void gw_presence_on_up(predis *r, void *ud)
 {
     (void)r;
-    gw *g = ud;
-    /* Redis may have lost presence and delivery entries while we were away */
-    if (g->conns.dev_count)
-        plog_info("presence_reclaim", "connections=%zu", g->conns.dev_count);
-    gw_each_ctx e = {g, 1};
-    gw_conns_each(&g->conns, gw_presence_each, &e);
-}
-
-int gw_presence_start(gw *g)
-{
-    if (uv_timer_init(g->loop, &g->presence) != 0)
-        return -1;
-    g->presence_init = 1;
-    g->presence.data = g;
-    uint64_t every = (uint64_t)PKEYS_PRESENCE_REFRESH_S * 1000;
-    return uv_timer_start(&g->presence, gw_presence_timer_cb, every, every) == 0 ? 0 : -1;
-}
-
-void gw_presence_stop(gw *g)
-{
-    if (g->presence_init && !uv_is_closing((uv_handle_t *)&g->presence))
-        uv_close((uv_handle_t *)&g->presence, NULL);
+    /* Redis may have lost presence and delivery entries (and its script cache) while we were
+     * away: every connection is re-claimed and re-drained, spread over the following ticks */
+    gw_presence_load_scripts(ud);
+    gw_sweep_reclaim(ud);
 }

@@ -79,8 +79,10 @@ typedef struct {
 static void gw_reg_error(gw *g, gw_conn *c, uint64_t rid, Parley__V1__ErrorCode code,
                          const char *why, uint32_t retry_after_ms)
 {
+    char peer[GW_PEER_TEXT_MAX];
     plog_info("register_rejected", "conn=%llu peer=%s code=%s why=\"%s\"",
-              (unsigned long long)c->id, c->peer, gw_frame_error_name(code), why);
+              (unsigned long long)c->id, gw_peer_text(&c->peer, peer), gw_frame_error_name(code),
+              why);
     gw_conn_send_error(g, c, rid, code, why, retry_after_ms);
     gw_auth_rechallenge(g, c, 0);
 }
@@ -229,7 +231,7 @@ void gw_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     x->g = g;
     x->conn_id = c->id;
     x->request_id = rid;
-    memcpy(x->challenge, c->challenge, sizeof x->challenge);
+    memcpy(x->challenge, c->auth->challenge, sizeof x->challenge);
     memcpy(x->account_key, r->account_key.data, 32);
     memcpy(x->signing_key, r->device_signing_key.data, 32);
     memcpy(x->identity_key, r->device_identity_key.data, 32);
@@ -238,8 +240,8 @@ void gw_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     x->registration_id = r->registration_id;
     x->pow_nonce = r->pow_nonce;
 
-    char key[PKEYS_MAX], subject[sizeof c->peer];
-    gw_register_rate_subject(c->peer, subject, sizeof subject);
+    char key[PKEYS_MAX], peer[GW_PEER_TEXT_MAX], subject[GW_PEER_TEXT_MAX + 8];
+    gw_register_rate_subject(gw_peer_text(&c->peer, peer), subject, sizeof subject);
     if (pkeys_ratelimit(key, "register", subject) < 0) {
         free(x);
         gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "bad source address", 0);

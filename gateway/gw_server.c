@@ -12,26 +12,26 @@
 #include "gw_dispatch.h"
 #include "gw_drain.h"
 #include "gw_presence.h"
+#include "gw_reaper.h"
+#include "gw_rx.h"
 #include "log.h"
 #include "wire.h"
 
 #define GW_WS_PROTOCOL PWIRE_SUBPROTOCOL
 #define GW_WS_PATH PWIRE_PATH
 #define GW_VHOST "parley-gateway"
-/* lws hands messages over in pieces of at most this size (per connection buffer); larger
- * messages are reassembled in gw_conn.rx up to PARLEY_MAX_FRAME_BYTES */
-#define GW_RX_BUFFER (16 * 1024)
-/* after a message, an rx buffer bigger than this is given back */
-#define GW_RX_KEEP (16 * 1024)
 
-typedef struct {
-    gw_conn *c;
-} gw_pss;
+_Static_assert(PARLEY_GW_RX_BUFFER >= 128, "WebSocket control frames must fit the rx buffer");
 
-/* WebSocket pings keep NATs open and find dead peers (presence stays accurate). */
+/* Bytes written per writable event at most, so one busy connection does not hold the loop. */
+#define GW_WRITE_BATCH_BYTES (64 * 1024)
+
+/* Keepalive is the gateway's own (gw_sweep.h): lws 4.1 keeps every connection's ping timer in
+ * one sorted list whose insert walks the list, O(connections) per pong. No idle policy here
+ * turns that off (secs_since_valid_hangup 0). */
 static const lws_retry_bo_t gw_retry = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 75,
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
 };
 
 static void gw_lws_log(int level, const char *line)
@@ -44,70 +44,86 @@ static void gw_lws_log(int level, const char *line)
     plog(level == LLL_ERR ? PLOG_ERROR : PLOG_WARN, "lws", "msg=%s", plog_q(q, sizeof q, msg));
 }
 
-static int gw_rx_append(gw_conn *c, const void *in, size_t len)
-{
-    if (len == 0)
-        return 0;
-    if (c->rx_len + len > c->rx_cap) {
-        size_t cap = c->rx_cap ? c->rx_cap : 1024;
-        while (cap < c->rx_len + len)
-            cap *= 2;
-        if (cap > PARLEY_MAX_FRAME_BYTES)
-            cap = PARLEY_MAX_FRAME_BYTES;
-        unsigned char *nb = realloc(c->rx, cap);
-        if (!nb)
-            return -1;
-        c->rx = nb;
-        c->rx_cap = cap;
-    }
-    memcpy(c->rx + c->rx_len, in, len);
-    c->rx_len += len;
-    return 0;
-}
-
 static int gw_on_receive(gw *g, gw_conn *c, const void *in, size_t len)
 {
     if (!c || c->close_code)
         return 0;
-    if (!c->rx_in_msg) {
-        c->rx_in_msg = 1;
-        c->rx_binary = lws_frame_is_binary(c->wsi);
-        c->rx_skip = 0;
-        c->rx_len = 0;
+    c->last_rx_s = gw_conn_now_s(g);
+    const uint8_t *msg;
+    size_t msg_len;
+    int binary;
+    gw_rx_status st = gw_rx_piece(&c->rx, in, len, lws_frame_is_binary(c->wsi),
+                                  lws_is_final_fragment(c->wsi),
+                                  lws_remaining_packet_payload(c->wsi), PARLEY_MAX_FRAME_BYTES,
+                                  &msg, &msg_len, &binary);
+    switch (st) {
+    case GW_RX_MORE:
+        return 0;
+    case GW_RX_SKIP:
+        /* Read the rest of the message before answering: closing while the client is still
+         * writing makes the kernel reset the socket, and the client never sees the error and
+         * the 1009. A message that never ends is cut by the reaper. */
+        gw_reaper_add_oversized(g, c);
+        return 0;
+    case GW_RX_NOMEM:
+        plog_error("rx_oom", "conn=%llu", (unsigned long long)c->id);
+        gw_conn_close(g, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 0);
+        return 0;
+    case GW_RX_TOO_LARGE:
+        gw_dispatch_too_large(g, c);
+        break;
+    case GW_RX_MESSAGE:
+        gw_dispatch_message(g, c, msg, msg_len, binary);
+        break;
     }
-    int final = lws_is_final_fragment(c->wsi);
-    if (!c->rx_skip) {
-        if (len > PARLEY_MAX_FRAME_BYTES - c->rx_len) {
-            /* Read the rest of the message before answering: closing while the client is still
-             * writing makes the kernel reset the socket, and the client never sees the error
-             * and the 1009. A message that never ends is cut by the timeout. */
-            c->rx_skip = 1;
-            c->rx_too_large = 1;
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PARLEY_CLOSE_BACKSTOP_S);
-        } else if (!c->rx_binary) {
-            c->rx_len += len; /* text is refused whole; only its size matters */
-        } else if (gw_rx_append(c, in, len) != 0) {
-            plog_error("rx_oom", "conn=%llu", (unsigned long long)c->id);
-            gw_conn_close(g, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal error", 0);
-            return 0;
-        }
-    }
-    if (final) {
-        c->rx_in_msg = 0;
-        if (c->rx_too_large) {
-            c->rx_too_large = 0;
-            gw_dispatch_too_large(g, c);
-        }
-        if (!c->rx_skip)
-            gw_dispatch_message(g, c, c->rx, c->rx_len, c->rx_binary);
-        c->rx_len = 0;
-        if (c->rx_cap > GW_RX_KEEP) {
-            free(c->rx);
-            c->rx = NULL;
-            c->rx_cap = 0;
-        }
-    }
+    gw_rx_end(&c->rx);
     return 0;
+}
+
+/* A keepalive ping. It carries a payload: lws 4.1 does not report an empty pong to the
+ * protocol callback, and the pong is what tells the gateway that the client is alive. */
+static int gw_write_ping(gw *g, gw_conn *c)
+{
+    unsigned char buf[LWS_PRE + 4];
+    uint32_t now = gw_conn_now_s(g);
+    memcpy(buf + LWS_PRE, &now, sizeof now);
+    c->ping_due = 0;
+    if (lws_write(c->wsi, buf + LWS_PRE, sizeof now, LWS_WRITE_PING) < 0) {
+        plog_info("write_failed", "conn=%llu what=ping", (unsigned long long)c->id);
+        return -1;
+    }
+    pmet_inc(g->m.pings, 1);
+    return 0;
+}
+
+/* Writes o as one binary message; 0 when lws took all of it (sent, or its tail buffered by
+ * lws because the socket was full), -1 when the socket failed. */
+static int gw_write_frame(gw *g, gw_conn *c, gw_out *o)
+{
+    int n = lws_write(c->wsi, gw_out_payload(o), o->len, LWS_WRITE_BINARY);
+    if (n < 0 || (size_t)n < o->len) {
+        plog_info("write_failed", "conn=%llu", (unsigned long long)c->id);
+        return -1;
+    }
+    pmet_inc(g->m.frames_out, 1);
+    pmet_inc(g->m.bytes_out, o->len);
+    return 0;
+}
+
+int gw_server_write_now(gw *g, gw_conn *c, gw_out *o)
+{
+    /* Only with nothing queued (order) and nothing left in lws from an earlier write (lws would
+     * append o to its own unbounded buffer, outside outbound_max). */
+    if (c->out.head || c->close_code || lws_partial_buffered(c->wsi))
+        return 0;
+    if (gw_write_frame(g, c, o) != 0) {
+        gw_out_free(o);
+        gw_conn_close(g, c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "write failed", 0);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return -1;
+    }
+    gw_out_free(o);
+    return 1;
 }
 
 static int gw_on_writeable(gw *g, gw_conn *c)
@@ -121,17 +137,21 @@ static int gw_on_writeable(gw *g, gw_conn *c)
         lws_set_timer_usecs(c->wsi, 1);
         return 0;
     }
-    if (!o)
-        return 0;
-    int n = lws_write(c->wsi, gw_out_payload(o), o->len, LWS_WRITE_BINARY);
-    if (n < 0 || (size_t)n < o->len) {
-        plog_info("write_failed", "conn=%llu", (unsigned long long)c->id);
+    if (c->ping_due && !c->close_code && gw_write_ping(g, c) != 0)
         return -1;
+    /* Several frames per writable event while the socket takes them: every re-arm of the
+     * writable event costs libuv two epoll_ctl calls. */
+    size_t budget = GW_WRITE_BATCH_BYTES;
+    while ((o = gw_outq_peek(&c->out)) && !lws_partial_buffered(c->wsi)) {
+        if (gw_write_frame(g, c, o) != 0)
+            return -1;
+        gw_outq_pop(&c->out);
+        size_t len = o->len;
+        gw_out_free(o);
+        if (len >= budget)
+            break;
+        budget -= len;
     }
-    gw_outq_pop(&c->out);
-    pmet_inc(g->m.frames_out, 1);
-    pmet_inc(g->m.bytes_out, o->len);
-    gw_out_free(o);
     if (c->out.head || c->close_code)
         lws_callback_on_writable(c->wsi);
     gw_drain_on_writable(g, c);
@@ -145,17 +165,25 @@ static int gw_path_ok(struct lws *wsi)
     return n > 0 && strcmp(uri, GW_WS_PATH) == 0;
 }
 
+/* The connection is the wsi's user pointer (lws_set_wsi_user): lws allocates no per-session
+ * data for it. */
 static int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
     struct lws_context *ctx = lws_get_context(wsi);
     gw *g = ctx ? lws_context_user(ctx) : NULL;
-    gw_pss *pss = user;
+    gw_conn *c = user;
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        /* draining: new TCP connections are dropped at once */
-        return g && g->draining ? 1 : 0;
+        /* draining, or full: new TCP connections are dropped at once */
+        if (!g || g->draining)
+            return 1;
+        if (g->conns.count >= g->max_conns) {
+            pmet_inc(g->m.connections_refused, 1);
+            return 1;
+        }
+        return 0;
     case LWS_CALLBACK_HTTP:
         /* plain HTTP on the WebSocket port */
         if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
@@ -166,34 +194,42 @@ static int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
             return 1;
         return 0;
     case LWS_CALLBACK_ESTABLISHED: {
-        if (!g || !pss)
+        if (!g)
             return -1;
-        gw_conn *c = gw_conn_new(g, wsi);
+        c = gw_conn_new(g, wsi);
         if (!c) {
             plog_error("conn_oom", "what=connection");
             return -1;
         }
-        pss->c = c;
-        plog_debug("conn_open", "conn=%llu peer=%s", (unsigned long long)c->id, c->peer);
+        lws_set_wsi_user(wsi, c);
+        if (plog_enabled(PLOG_DEBUG)) {
+            char peer[GW_PEER_TEXT_MAX];
+            plog_debug("conn_open", "conn=%llu peer=%s", (unsigned long long)c->id,
+                       gw_peer_text(&c->peer, peer));
+        }
         gw_auth_send_challenge(g, c);
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
-        return pss ? gw_on_receive(g, pss->c, in, len) : -1;
+        return c ? gw_on_receive(g, c, in, len) : -1;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c) {
+            c->last_rx_s = gw_conn_now_s(g);
+            pmet_inc(g->m.pongs, 1);
+        }
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return pss ? gw_on_writeable(g, pss->c) : -1;
+        return c ? gw_on_writeable(g, c) : -1;
     case LWS_CALLBACK_TIMER:
-        if (pss && pss->c && pss->c->close_code) {
-            gw_conn *c = pss->c;
+        if (c && c->close_code) {
             lws_close_reason(wsi, (enum lws_close_status)c->close_code,
                              (unsigned char *)c->close_reason, strlen(c->close_reason));
             return -1;
         }
         return 0;
     case LWS_CALLBACK_CLOSED:
-        if (pss && pss->c) {
-            gw_conn *c = pss->c;
-            pss->c = NULL;
+        if (c) {
+            lws_set_wsi_user(wsi, NULL);
             plog_debug("conn_closed", "conn=%llu", (unsigned long long)c->id);
             gw_presence_release(g, c);
             gw_conn_destroy(g, c);
@@ -207,8 +243,7 @@ static int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 
 static const struct lws_protocols gw_protocols[] = {
     /* first: also serves clients that ask for no subprotocol, and plain HTTP */
-    {GW_WS_PROTOCOL, gw_ws_callback, sizeof(gw_pss), GW_RX_BUFFER, 0, NULL,
-     PARLEY_MAX_FRAME_BYTES},
+    {GW_WS_PROTOCOL, gw_ws_callback, 0, PARLEY_GW_RX_BUFFER, 0, NULL, PARLEY_MAX_FRAME_BYTES},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

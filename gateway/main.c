@@ -19,8 +19,11 @@
 #include "gw_auth.h"
 #include "gw_events.h"
 #include "gw_presence.h"
+#include "gw_proc.h"
+#include "gw_reaper.h"
 #include "gw_send.h"
 #include "gw_server.h"
+#include "gw_sweep.h"
 #include "log.h"
 #include "wire.h"
 
@@ -29,6 +32,7 @@
 #define GW_EXIT_WAIT_MS 3000  /* for handles to close before the loop is stopped anyway */
 
 _Static_assert(PARLEY_OUTBOUND_MAX_DEFAULT == 1048576, "outbound_max default below");
+_Static_assert(PARLEY_GW_MAX_CONNECTIONS_DEFAULT == 250000, "max_connections default below");
 
 static const pcfg_opt gw_opts[] = {
     {"listen_host", PCFG_STR, offsetof(gw_cfg, listen_host), "127.0.0.1", 0, 0,
@@ -48,6 +52,9 @@ static const pcfg_opt gw_opts[] = {
      "unsent bytes per connection before it is closed with 4002"},
     {"drain_timeout_ms", PCFG_INT, offsetof(gw_cfg, drain_timeout_ms), "10000", 0, 600000,
      "on SIGTERM, how long to wait for pending send answers"},
+    {"max_connections", PCFG_INT, offsetof(gw_cfg, max_connections), "250000", 1,
+     PARLEY_GW_MAX_CONNECTIONS_MAX,
+     "WebSocket connections held at most (lowered to fit RLIMIT_NOFILE); more are refused"},
     {"tls_cert", PCFG_STR, offsetof(gw_cfg, tls_cert), NULL, 0, 0,
      "PEM certificate (chain) file: serve wss:// directly; unset = plain ws:// (TLS in front)"},
     {"tls_key", PCFG_STR, offsetof(gw_cfg, tls_key), NULL, 0, 0,
@@ -124,7 +131,6 @@ static void gw_finish(gw_main *m)
         g->admin = NULL;
     }
     gw_events_stop(g);
-    gw_presence_stop(g);
     gw_ack_close(g);
     uv_close((uv_handle_t *)&g->tick, NULL);
     psvc_signals_close(&m->signals);
@@ -145,6 +151,9 @@ static void gw_tick_cb(uv_timer_t *t)
     uint64_t now = pclock_mono_us();
     gw_auth_expire(g, now);
     gw_send_expire(g, now);
+    gw_reaper_expire(g, now);
+    gw_sweep_tick(g, now);
+    gw_proc_tick(g, now);
     switch (m->phase) {
     case GW_WAIT_SENDS:
         if (g->pending.count == 0 || now >= m->phase_deadline_us) {
@@ -182,6 +191,20 @@ static void gw_signal_cb(int signum, void *ud)
     }
 }
 
+/* The descriptor limit, raised for max_connections sockets, bounds how many are accepted. */
+static void gw_size_connections(gw *g)
+{
+    uint64_t want = (uint64_t)g->cfg->max_connections;
+    uint64_t soft = gw_proc_raise_nofile(want + PARLEY_GW_FD_RESERVE);
+    uint64_t fit = soft > 2 * PARLEY_GW_FD_RESERVE ? soft - PARLEY_GW_FD_RESERVE : soft / 2;
+    g->max_conns = (size_t)(soft && fit < want ? fit : want);
+    pmet_set(g->m.fd_limit, (double)soft);
+    pmet_set(g->m.connections_max, (double)g->max_conns);
+    if (g->max_conns < want)
+        plog_warn("max_connections_lowered", "max_connections=%lld effective=%zu fd_limit=%llu",
+                  g->cfg->max_connections, g->max_conns, (unsigned long long)soft);
+}
+
 static int gw_start(gw_main *m)
 {
     gw *g = &m->g;
@@ -205,6 +228,7 @@ static int gw_start(gw_main *m)
         plog_error("startup_failed", "what=backends");
         return -1;
     }
+    gw_size_connections(g);
     if (gw_server_start(g) != 0)
         return -1;
     if (g->cfg->admin.admin_port > 0) {
@@ -213,7 +237,7 @@ static int gw_start(gw_main *m)
         if (!g->admin)
             return -1;
     }
-    if (gw_presence_start(g) != 0 || uv_timer_init(g->loop, &g->tick) != 0)
+    if (uv_timer_init(g->loop, &g->tick) != 0)
         return -1;
     g->tick_init = 1;
     g->tick.data = m;
@@ -281,6 +305,7 @@ int main(int argc, char **argv)
         plog_info("stopped", "exit=0");
     }
     gw_send_free_all(g);
+    gw_reaper_free(&g->reaper);
     gw_conns_free(&g->conns);
     if (g->metrics)
         pmetrics_free(g->metrics);
