@@ -691,6 +691,7 @@ pc_conn *pc_conn_open_from(pc_ctx *ctx, const char *url, const char *local_addr,
     ci.userdata = c;
     /* lws copies it and binds the socket to it (port 0) before connect() */
     ci.iface = local_addr;
+    ci.retry_and_idle_policy = &pc_ctx_retry;
 
     c->opening = 1;
     wsi = lws_client_connect_via_info(&ci);

@@ -44,7 +44,7 @@ static const char *ca_file(void)
 /* No idle policy: lws 4.1 keeps each connection's keepalive timer in one sorted list whose
  * insert walks it, so with tens of thousands of connections in one context every connect
  * costs O(connections). The gateway pings idle clients itself and lws answers those pings. */
-static const lws_retry_bo_t pc_retry = {
+const lws_retry_bo_t pc_ctx_retry = {
     .secs_since_valid_ping = 0,
     .secs_since_valid_hangup = 0,
 };
@@ -69,7 +69,7 @@ pc_ctx *pc_ctx_new(uv_loop_t *loop, int verbose, pc_status *st)
     info.foreign_loops = loops;
     info.client_ssl_ca_filepath = ca_file();
     info.user = ctx;
-    info.retry_and_idle_policy = &pc_retry;
+    info.retry_and_idle_policy = &pc_ctx_retry;
     ctx->lws = lws_create_context(&info);
     if (!ctx->lws) {
         free(ctx);

@@ -18,6 +18,10 @@ struct pc_ctx {
     int freeing;
 };
 
+/* No lws idle policy (see ctx.c): set on the context and on every client connection, since
+ * lws 4.1 gives a client connection the context's default policy unless told otherwise. */
+extern const lws_retry_bo_t pc_ctx_retry;
+
 /* Makes the loop call pc_conn_run_deferred(ctx) soon. */
 void pc_ctx_kick(pc_ctx *ctx);
 
