@@ -1,8 +1,9 @@
 /* batch.c: one batch's way through the fanout: store (one PostgreSQL call), route (replies,
- * pushes, XACK + XDEL), metrics, then the next read. Only one batch exists at a time, so a
- * stop only has to wait for it. A failure at either step drops the batch from memory and marks
- * the reader to re-read this consumer's pending entries: Redis keeps the entries, PostgreSQL
- * answers the already-stored sends as duplicates. */
+ * pushes, XACK + XDEL), metrics, then the next read. A batch holds entries of one shard and
+ * occupies that shard's lane until it is acked or dropped; a stop waits for every lane. A
+ * failure at either step drops the batch from memory and marks its shard so that the next read
+ * there takes this consumer's pending entries: Redis keeps the entries, PostgreSQL answers the
+ * already-stored sends as duplicates. */
 #include "fanout.h"
 
 #include <stdlib.h>
@@ -14,12 +15,13 @@
 #define RETRY_STORE_MS 1000
 #define RETRY_ROUTE_MS 500
 
-pfo_batch *pfo_batch_new(pfo *f, size_t cap)
+pfo_batch *pfo_batch_new(pfo *f, unsigned shard, size_t cap)
 {
     pfo_batch *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
     b->f = f;
+    b->shard = shard;
     b->e = calloc(cap ? cap : 1, sizeof *b->e);
     b->sends = calloc(cap ? cap : 1, sizeof *b->sends);
     if (!b->e || !b->sends) {
@@ -55,7 +57,9 @@ void pfo_batch_free(pfo_batch *b)
 
 static void end(pfo *f, pfo_batch *b)
 {
-    f->batch = NULL;
+    f->lane[b->shard] = NULL;
+    f->busy--;
+    f->held -= b->n;
     pfo_batch_free(b);
     pfo_consume_next(f);
     pfo_maybe_stopped(f);
@@ -92,7 +96,7 @@ static void routed(pfo_batch *b, int failed)
     if (failed) {
         pmet_inc(f->met.route_failures, 1);
         f->route_down = 1; /* route.c logged the first failure of this outage */
-        f->read_pending = 1;
+        f->pending[b->shard] = 1;
         pfo_consume_retry(f, RETRY_ROUTE_MS);
     } else {
         if (f->route_down) {
@@ -110,7 +114,7 @@ static void stored(pfo_batch *b, int failed)
     if (failed) {
         pmet_inc(f->met.store_failures, 1);
         f->pg_down = 1; /* store.c logged the first failure of this outage */
-        f->read_pending = 1;
+        f->pending[b->shard] = 1;
         pfo_consume_retry(f, RETRY_STORE_MS);
         end(f, b);
         return;
@@ -124,7 +128,9 @@ static void stored(pfo_batch *b, int failed)
 
 void pfo_batch_start(pfo *f, pfo_batch *b)
 {
-    f->batch = b;
+    f->lane[b->shard] = b;
+    f->busy++;
+    f->held += b->n;
     b->t_start_us = pclock_mono_us();
     pmet_observe(f->met.batch_size, (double)b->n);
     b->nsends = 0;

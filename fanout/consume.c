@@ -1,11 +1,12 @@
-/* consume.c: reading the ingress streams. One XREADGROUP at a time on the blocking connection
- * over every shard, consumer group "fanout" (created on every (re)connect and on NOGROUP).
- * Normally it reads new entries (">", BLOCK 1000); after a failure, a reconnect or a reclaim it
- * first re-reads this consumer's own pending entries ("0") until none are left, which is how a
- * batch that could not be stored or acked is retried. A timer XAUTOCLAIMs entries that another
- * (dead or stuck) consumer left idle for claim_idle_ms, making them ours and pending. Consumers
- * of exited fanouts (every process has its own name) are removed from the group once they have
- * nothing pending and were silent for an hour. */
+/* consume.c: reading the ingress streams. One XREADGROUP at a time on the blocking connection,
+ * consumer group "fanout" (created on every (re)connect and on NOGROUP), over the shards whose
+ * lane is free (readplan.c decides which and how much); each shard's entries become one batch
+ * in its lane. Normally it reads new entries (">"). After a failure in a lane, a reconnect or a
+ * reclaim the shard's next reads take this consumer's own pending entries ("0") until none are
+ * left, which is how a batch that could not be stored or acked is retried. A timer XAUTOCLAIMs
+ * entries that another (dead or stuck) consumer left idle for claim_idle_ms, making them ours
+ * and pending. Consumers of exited fanouts (every process has its own name) are removed from
+ * the group once they have nothing pending and were silent for an hour. */
 #include "fanout.h"
 
 #include <hiredis/hiredis.h>
@@ -18,7 +19,6 @@
 #include "pg.h"
 #include "redis.h"
 
-#define READ_BLOCK_MS "1000"     /* bounds how long a stop waits for the blocking read */
 #define RETRY_READ_MS 500
 #define RETRY_WAIT_MS 250        /* polling for PostgreSQL or the command connection */
 /* a running fanout reads at least every second: one silent this long has exited */
@@ -83,13 +83,19 @@ static void create_groups(pfo *f)
     }
 }
 
+static void all_pending(pfo *f)
+{
+    for (unsigned i = 0; i < f->nshards; i++)
+        f->pending[i] = 1;
+}
+
 void pfo_consume_on_up(predis *r, void *ud)
 {
     (void)r;
     pfo *f = ud;
     create_groups(f);
     /* entries may have been delivered to us by a read whose answer was lost */
-    f->read_pending = 1;
+    all_pending(f);
     pfo_consume_next(f);
 }
 
@@ -126,64 +132,67 @@ static int shard_of(pfo *f, const redisReply *name)
     return -1;
 }
 
-/* Turns an XREADGROUP answer into a batch. Returns NULL when it held no entries (or on
- * allocation failure, then *err is set). */
-static pfo_batch *build_batch(pfo *f, const redisReply *reply, int *err)
+/* Turns one stream's part of an XREADGROUP answer into a batch for its lane. Returns NULL when
+ * it held no entries (or on allocation failure, then *err is set). */
+static pfo_batch *build_batch(pfo *f, unsigned shard, const redisReply *list, int *err)
 {
-    size_t total = 0;
     *err = 0;
-    for (size_t s = 0; s < reply->elements; s++) {
-        const redisReply *st = reply->element[s];
-        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2 &&
-            st->element[1]->type == REDIS_REPLY_ARRAY)
-            total += st->element[1]->elements;
-    }
-    if (total == 0)
+    if (list->elements == 0)
         return NULL;
-    pfo_batch *b = pfo_batch_new(f, total);
+    pfo_batch *b = pfo_batch_new(f, shard, list->elements);
     if (!b) {
         *err = 1;
         return NULL;
     }
-    for (size_t s = 0; s < reply->elements; s++) {
-        const redisReply *st = reply->element[s];
-        int shard;
-        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
-            st->element[1]->type != REDIS_REPLY_ARRAY ||
-            (shard = shard_of(f, st->element[0])) < 0)
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *ent = list->element[i];
+        if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
+            ent->element[0]->type != REDIS_REPLY_STRING)
             continue;
-        const redisReply *list = st->element[1];
-        for (size_t i = 0; i < list->elements; i++) {
-            const redisReply *ent = list->element[i];
-            if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
-                ent->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            pfo_entry *e = pfo_batch_add(b);
-            e->shard = (unsigned)shard;
-            if (!(e->id = strdup(ent->element[0]->str))) {
-                pfo_batch_free(b);
-                *err = 1;
-                return NULL;
-            }
-            const redisReply *fields = ent->element[1];
-            if (fields->type != REDIS_REPLY_ARRAY) {
-                /* a pending entry deleted meanwhile: only its PEL slot is left */
-                e->deleted = 1;
-                continue;
-            }
-            const redisReply *m = entry_payload(fields);
-            if (!m || pfo_entry_decode(e, (const uint8_t *)m->str, m->len) != 0) {
-                plog_warn("entry_malformed", "stream=%s id=%s bytes=%zu", f->streams[shard],
-                          e->id, m ? m->len : 0);
-                pmet_inc(f->met.malformed, 1);
-                if (e->msg)
-                    parley__v1__internal_send__free_unpacked(e->msg, NULL);
-                e->msg = NULL;
-                e->to_store = 0;
-            }
+        pfo_entry *e = pfo_batch_add(b);
+        e->shard = shard;
+        if (!(e->id = strdup(ent->element[0]->str))) {
+            pfo_batch_free(b);
+            *err = 1;
+            return NULL;
+        }
+        const redisReply *fields = ent->element[1];
+        if (fields->type != REDIS_REPLY_ARRAY) {
+            /* a pending entry deleted meanwhile: only its PEL slot is left */
+            e->deleted = 1;
+            continue;
+        }
+        const redisReply *m = entry_payload(fields);
+        if (!m || pfo_entry_decode(e, (const uint8_t *)m->str, m->len) != 0) {
+            plog_warn("entry_malformed", "stream=%s id=%s bytes=%zu", f->streams[shard], e->id,
+                      m ? m->len : 0);
+            pmet_inc(f->met.malformed, 1);
+            if (e->msg)
+                parley__v1__internal_send__free_unpacked(e->msg, NULL);
+            e->msg = NULL;
+            e->to_store = 0;
         }
     }
     return b;
+}
+
+/* The entries of shard in an XREADGROUP answer, or NULL when it has none for it. */
+static const redisReply *shard_entries(pfo *f, const redisReply *reply, unsigned shard)
+{
+    for (size_t s = 0; s < reply->elements; s++) {
+        const redisReply *st = reply->element[s];
+        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2 &&
+            st->element[1]->type == REDIS_REPLY_ARRAY && shard_of(f, st->element[0]) == (int)shard)
+            return st->element[1];
+    }
+    return NULL;
+}
+
+/* The read's shards get their pending entries read again (the answer was lost or unusable). */
+static void read_lost(pfo *f)
+{
+    for (unsigned i = 0; i < f->read.n; i++)
+        f->pending[f->read.shard[i]] = 1;
 }
 
 static void read_cb(redisAsyncContext *ac, void *r, void *privdata)
@@ -194,7 +203,7 @@ static void read_cb(redisAsyncContext *ac, void *r, void *privdata)
     f->reading = 0;
     if (!reply) {
         /* connection lost; predis reconnects and on_up reads again */
-        f->read_pending = 1;
+        read_lost(f);
         pfo_consume_retry(f, RETRY_READ_MS);
         pfo_maybe_stopped(f);
         return;
@@ -213,33 +222,37 @@ static void read_cb(redisAsyncContext *ac, void *r, void *privdata)
         pfo_maybe_stopped(f);
         return;
     }
-    if (reply->type != REDIS_REPLY_ARRAY) {
-        /* BLOCK timed out with nothing new */
-        pfo_consume_next(f);
-        pfo_maybe_stopped(f);
-        return;
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (unsigned i = 0; i < f->read.n; i++) {
+            unsigned shard = f->read.shard[i];
+            const redisReply *list = shard_entries(f, reply, shard);
+            int err = 0;
+            pfo_batch *b = list ? build_batch(f, shard, list, &err) : NULL;
+            if (list && err) {
+                plog_error("batch_alloc_failed", "stream=%s entries=%zu", f->streams[shard],
+                           list->elements);
+                f->pending[shard] = 1;
+                pfo_consume_retry(f, RETRY_READ_MS);
+                continue;
+            }
+            if (b)
+                pfo_batch_start(f, b);
+            else if (f->read.history)
+                f->pending[shard] = 0; /* no pending entries left: back to new ones */
+        }
+    } else if (f->read.history) {
+        /* a history read answers at once, with every stream; nothing at all means none */
+        for (unsigned i = 0; i < f->read.n; i++)
+            f->pending[f->read.shard[i]] = 0;
     }
-    int err;
-    pfo_batch *b = build_batch(f, reply, &err);
-    if (err) {
-        plog_error("batch_alloc_failed", "entries=%zu", reply->elements);
-        pfo_consume_retry(f, RETRY_READ_MS);
-        pfo_maybe_stopped(f);
-        return;
-    }
-    if (!b) {
-        /* no pending entries left: back to new ones */
-        f->read_pending = 0;
-        pfo_consume_next(f);
-        pfo_maybe_stopped(f);
-        return;
-    }
-    pfo_batch_start(f, b);
+    /* otherwise BLOCK timed out with nothing new */
+    pfo_consume_next(f);
+    pfo_maybe_stopped(f);
 }
 
 void pfo_consume_next(pfo *f)
 {
-    if (f->reading || f->batch || f->stopped || uv_is_active((uv_handle_t *)&f->retry_timer))
+    if (f->reading || f->stopped || uv_is_active((uv_handle_t *)&f->retry_timer))
         return;
     /* a stop waits only for work already started */
     if (f->stopping || !predis_up(f->rd_read))
@@ -251,11 +264,12 @@ void pfo_consume_next(pfo *f)
         pfo_consume_retry(f, RETRY_WAIT_MS);
         return;
     }
-    unsigned per = PARLEY_FANOUT_BATCH_MAX / f->nshards;
-    char count[16];
-    snprintf(count, sizeof count, "%u", per ? per : 1);
+    if (!pfo_readplan_make(f, &f->read))
+        return; /* a lane that finishes plans again */
+    char count[24];
+    snprintf(count, sizeof count, "%zu", f->read.count);
     /* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... */
-    size_t argc = 0, max = 9 + 2 * (size_t)f->nshards;
+    size_t argc = 0, max = 9 + 2 * (size_t)f->read.n;
     const char **argv = malloc(max * sizeof *argv);
     size_t *lens = malloc(max * sizeof *lens);
     if (!argv || !lens) {
@@ -270,15 +284,15 @@ void pfo_consume_next(pfo *f)
     argv[argc++] = f->consumer;
     argv[argc++] = "COUNT";
     argv[argc++] = count;
-    if (!f->read_pending) {
+    if (f->read.block_ms) {
         argv[argc++] = "BLOCK";
-        argv[argc++] = READ_BLOCK_MS;
+        argv[argc++] = f->read.block_ms;
     }
     argv[argc++] = "STREAMS";
-    for (unsigned i = 0; i < f->nshards; i++)
-        argv[argc++] = f->streams[i];
-    for (unsigned i = 0; i < f->nshards; i++)
-        argv[argc++] = f->read_pending ? "0" : ">";
+    for (unsigned i = 0; i < f->read.n; i++)
+        argv[argc++] = f->streams[f->read.shard[i]];
+    for (unsigned i = 0; i < f->read.n; i++)
+        argv[argc++] = f->read.history ? "0" : ">";
     for (size_t i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     if (predis_cmd(f->rd_read, read_cb, f, (int)argc, argv, lens) == 0)
@@ -316,7 +330,7 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *privdata)
     if (n > 0) {
         plog_info("entries_reclaimed", "stream=%s count=%zu", f->streams[c->shard], n);
         pmet_inc(f->met.reclaimed, n);
-        f->read_pending = 1;
+        f->pending[c->shard] = 1;
     }
 }
 

@@ -1,8 +1,9 @@
 /* fanout.h: the fanout service's shared types. A fanout reads sends from the ingress streams
- * (consume.c), stores each batch with one PostgreSQL call (store.c), answers the senders and
- * pushes to the recipients' gateways (route.c), then acks the batch. batch.c runs that pipeline
- * one batch at a time; frames.c holds the pure encoders and decoders it uses.
- * Module prefix: pfo_. */
+ * (consume.c; readplan.c picks what to read), stores each batch with one PostgreSQL call
+ * (store.c), answers the senders and pushes to the recipients' gateways (route.c), then acks
+ * the batch. batch.c runs that pipeline for one batch; every ingress shard is a lane with at
+ * most one batch at a time, so the lanes run side by side while each recipient's sends (one
+ * shard) stay in order. frames.c holds the pure encoders and decoders. Module prefix: pfo_. */
 #ifndef PARLEY_FANOUT_H
 #define PARLEY_FANOUT_H
 
@@ -88,6 +89,15 @@ typedef struct {
 
 typedef struct pfo_batch pfo_batch;
 
+/* What one XREADGROUP asks for (readplan.c). */
+typedef struct {
+    unsigned shard[PARLEY_INGRESS_SHARDS_MAX];  /* the streams read, in shard order */
+    unsigned n;
+    int history;                     /* our own pending entries ("0"), which never BLOCKs */
+    size_t count;                    /* COUNT: entries per stream at most */
+    const char *block_ms;            /* BLOCK, NULL for none */
+} pfo_readplan;
+
 typedef struct pfo {
     uv_loop_t *loop;
     const pfo_config *cfg;
@@ -102,11 +112,14 @@ typedef struct pfo {
     pfo_metrics met;
     padmin *admin;
     uv_timer_t retry_timer, claim_timer, prune_timer;
-    int reading;                     /* an XREADGROUP is in flight */
-    int read_pending;                /* next read takes our own pending entries ("0") */
+    int reading;                     /* an XREADGROUP is in flight ... */
+    pfo_readplan read;               /* ... asking for this */
+    unsigned char pending[PARLEY_INGRESS_SHARDS_MAX]; /* next read of the shard takes "0" */
     unsigned claiming;               /* XAUTOCLAIM commands in flight */
     int pruning;                     /* a prune call is in flight */
-    pfo_batch *batch;                /* the batch being stored or routed; NULL when idle */
+    pfo_batch *lane[PARLEY_INGRESS_SHARDS_MAX]; /* per shard: its batch in flight, or NULL */
+    unsigned busy;                   /* lanes with a batch */
+    size_t held;                     /* entries read and not yet acked or dropped, all lanes */
     int stopping, stopped;
     int pg_down, route_down;         /* outage already logged */
     void (*on_stopped)(struct pfo *f); /* main.c: runs once everything is closing */
@@ -164,6 +177,11 @@ void pfo_store_prune(pfo *f);
  * runs once every command got its answer. */
 void pfo_route_run(pfo *f, pfo_batch *b, void (*done)(pfo_batch *b, int failed));
 
+/* readplan.c: the next read from the lanes (busy or free), the shards' pending marks and the
+ * entries held. Returns 0 when nothing is to be read now: every lane is busy or
+ * PARLEY_FANOUT_BATCH_MAX entries are held (a lane that finishes plans again). Pure. */
+int pfo_readplan_make(const pfo *f, pfo_readplan *p);
+
 /* consume.c */
 int pfo_consume_init(pfo *f);          /* stream names; 0 or -1 on allocation failure */
 void pfo_consume_free(pfo *f);
@@ -177,6 +195,7 @@ void pfo_consume_backlog(pfo *f);      /* XLEN of every stream into the backlog 
 /* batch.c */
 struct pfo_batch {
     pfo *f;
+    unsigned shard;                  /* its lane: every entry comes from this stream */
     size_t n;
     pfo_entry *e;                    /* owned: n entries */
     uint64_t t_start_us, t_store_us;
@@ -194,18 +213,19 @@ struct pfo_batch {
     size_t npushes;
     int acks_due;                    /* ack the entries once every reply and push succeeded */
 };
-pfo_batch *pfo_batch_new(pfo *f, size_t cap);  /* NULL on allocation failure */
+pfo_batch *pfo_batch_new(pfo *f, unsigned shard, size_t cap); /* NULL on allocation failure */
 pfo_entry *pfo_batch_add(pfo_batch *b);        /* next zeroed entry (cap is never exceeded) */
 void pfo_batch_free(pfo_batch *b);
-/* Takes ownership of b: store, route, ack, then pfo_consume_next. */
+/* Takes ownership of b and occupies its shard's lane (which must be free): store, route, ack,
+ * then pfo_consume_next. */
 void pfo_batch_start(pfo *f, pfo_batch *b);
 
 /* service.c: the process's parts and their lifecycle */
 /* Creates metrics, connections, admin listener and timers and starts reading. 0, or -1 (logged;
  * call pfo_stop and run the loop to release what was created). */
 int pfo_start(pfo *f, uv_loop_t *loop, const pfo_config *cfg, const char *consumer);
-/* Graceful stop: no new batch; once the current one is finished everything is closed and
- * on_stopped runs. Safe to call more than once. */
+/* Graceful stop: no new batch; once the batches in flight are finished everything is closed
+ * and on_stopped runs. Safe to call more than once. */
 void pfo_stop(pfo *f);
 void pfo_maybe_stopped(pfo *f);        /* the pipeline went idle: finish a pending stop */
 int pfo_ready(void *ud);               /* both Redis connections and one PostgreSQL conn up */

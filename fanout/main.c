@@ -16,7 +16,9 @@
 #define STR(x) STR_(x)
 
 static const pcfg_opt opts[] = {
-    PSVC_BACKEND_OPTS(pfo_config, backend, "2"),
+    /* one connection per lane of the default ingress_shards: batches of different shards
+     * are stored side by side */
+    PSVC_BACKEND_OPTS(pfo_config, backend, "4"),
     PSVC_ADMIN_OPTS(pfo_config, admin, "9102"),
     {"fanout_id", PCFG_STR, offsetof(pfo_config, fanout_id), NULL, 0, 0,
      "consumer name in the ingress consumer group; unique per process (default hostname-pid)"},

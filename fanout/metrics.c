@@ -19,7 +19,7 @@ const char *pfo_status_name(pfo_status s)
     return (unsigned)s < PFO_STATUS_COUNT ? status_names[s] : "internal";
 }
 
-static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
 void pfo_metrics_init(pfo_metrics *m, pmetrics *r)
 {

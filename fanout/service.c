@@ -93,7 +93,7 @@ void pfo_stop(pfo *f)
     if (f->stopping)
         return;
     f->stopping = 1;
-    plog_info("stopping", "batch_in_flight=%d read_in_flight=%d", f->batch != NULL, f->reading);
+    plog_info("stopping", "batches_in_flight=%u read_in_flight=%d", f->busy, f->reading);
     uv_timer_stop(&f->retry_timer);
     uv_timer_stop(&f->claim_timer);
     uv_timer_stop(&f->prune_timer);
@@ -102,7 +102,7 @@ void pfo_stop(pfo *f)
 
 void pfo_maybe_stopped(pfo *f)
 {
-    if (!f->stopping || f->stopped || f->reading || f->batch)
+    if (!f->stopping || f->stopped || f->reading || f->busy)
         return;
     f->stopped = 1;
     /* from the next loop turn: we may be inside a Redis or PostgreSQL callback here */

@@ -1,5 +1,6 @@
 /* store.c: the PostgreSQL side of a batch. Builds the single call of parley_accept_batch
- * (deploy/sql/002_fanout.sql) from the batch's sends, parses its binary result into each
+ * (deploy/sql/002_fanout.sql, set-based since 004_fanout_batch.sql; both read the same
+ * arguments and answer the same rows) from the batch's sends, parses its binary result into each
  * entry's pfo_result, and prunes old `sends` rows on a slow timer.
  *
  * A failed call is either transient (connection, failover, deadlock: the batch stays pending in
