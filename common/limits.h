@@ -40,7 +40,9 @@
 #define PARLEY_PG_QUEUE_MAX             4096         /* queries waiting for a connection */
 
 /* Fanout */
-#define PARLEY_FANOUT_BATCH_MAX         1024         /* stream entries per batch */
+/* stream entries a fanout holds at once (read and not yet acked), shared by its lanes (one
+ * batch per ingress shard at a time); so also the most one batch can hold */
+#define PARLEY_FANOUT_BATCH_MAX         1024
 #define PARLEY_INGRESS_SHARDS_MAX       64
 #define PARLEY_SEND_DEDUP_SECONDS       (7 * 24 * 3600) /* idempotency window of client_id */
 
@@ -117,5 +119,26 @@
 #define PARLEY_GW_KEEPALIVE_HANGUP_S    75   /* none this long: the connection is closed */
 #define PARLEY_GW_RECLAIM_PER_S         5000 /* connections re-claimed (and re-drained) per
                                                 second after a Redis reconnect */
+
+/* Gateway overload: admission control of Send frames (gateway/gw_overload.h, docs/OPERATIONS.md
+ * "Overload"). While the ingress streams hold ingress_backlog_max sends (all shards together),
+ * or one gateway has that many sends waiting for answers, or a new send would wait longer than
+ * PARLEY_GW_SHED_WAIT_MS for its answer, new sends are answered UNAVAILABLE with retry_after_ms
+ * at once and not queued. */
+/* ingress_backlog_max default: a few seconds of work for a small cluster (2,000-6,000 sends/s
+ * on 2 cores), and several times the PARLEY_FANOUT_BATCH_MAX entries a fanout holds at once, so
+ * fanouts still read full batches while sends are being shed */
+#define PARLEY_GW_INGRESS_BACKLOG_DEFAULT 10000
+/* its hard bound: even a cluster committing 100,000 sends/s needs 10 s
+ * (PARLEY_SEND_ANSWER_TIMEOUT_MS) to work through this many */
+#define PARLEY_GW_INGRESS_BACKLOG_MAX     1000000
+/* expected wait for an answer (per ingress shard: a gateway's unanswered sends divided by its
+ * answer rate) from which sends are shed, once the shard holds its share of a fanout batch:
+ * keeps answers well inside PARLEY_SEND_ANSWER_TIMEOUT_MS whatever the cluster's throughput */
+#define PARLEY_GW_SHED_WAIT_MS            2000
+/* retry_after_ms of a shed send: this at the edge of overload, growing with the ratio of the
+ * sends offered to those admitted up to the maximum, then jittered down by up to half */
+#define PARLEY_GW_SHED_RETRY_BASE_MS      500
+#define PARLEY_GW_SHED_RETRY_MAX_MS       10000
 
 #endif

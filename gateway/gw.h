@@ -11,6 +11,7 @@
 #include "gw_conn.h"
 #include "gw_events.h"
 #include "gw_metrics.h"
+#include "gw_overload.h"
 #include "gw_presence.h"
 #include "gw_proc.h"
 #include "gw_reaper.h"
@@ -36,6 +37,7 @@ typedef struct {
     long long outbound_max;
     long long drain_timeout_ms;
     long long max_connections;
+    long long ingress_backlog_max; /* sends in the ingress streams before new ones are shed */
     char *tls_cert; /* PEM certificate chain; TLS is off when unset */
     char *tls_key;
 } gw_cfg;
@@ -60,6 +62,7 @@ typedef struct gw {
     gw_pendings pending;
     gw_acks acks;
     gw_events events;
+    gw_overload overload;
     gw_reaper reaper;
     gw_sweep sweep;
     gw_proc proc;

@@ -89,6 +89,20 @@ int gw_metrics_init(gw_metrics *gm, pmetrics *m)
     C(pongs, "parley_gateway_pongs_total", "Pongs received (answers to keepalive pings).", NULL);
     C(heap_trims, "parley_gateway_heap_trims_total",
       "Freed heap returned to the kernel after many connections went away.", NULL);
+    C(shed_backlog, "parley_gateway_sends_shed_total",
+      "Sends answered UNAVAILABLE with retry_after_ms at once, not queued, by reason.",
+      "reason=\"ingress_backlog\"");
+    C(shed_wait, "parley_gateway_sends_shed_total",
+      "Sends answered UNAVAILABLE with retry_after_ms at once, not queued, by reason.",
+      "reason=\"answer_wait\"");
+    C(shed_pending, "parley_gateway_sends_shed_total",
+      "Sends answered UNAVAILABLE with retry_after_ms at once, not queued, by reason.",
+      "reason=\"gateway_pending\"");
+    G(ingress_backlog, "parley_gateway_ingress_backlog",
+      "Sends in the ingress streams (all shards), sampled every 100 ms.");
+    G(ingress_backlog_max, "parley_gateway_ingress_backlog_max",
+      "ingress_backlog_max: from this backlog (or this many own sends pending) sends are shed.");
+    G(shedding, "parley_gateway_shedding", "1 while sends are being shed, else 0.");
 #undef C
 #undef G
     return bad ? -1 : 0;

@@ -27,6 +27,9 @@ typedef struct {
     pmet_counter *presence_failures;
     pmet_gauge *rss_bytes, *fd_limit, *connections_max;
     pmet_counter *connections_refused, *closes_keepalive, *pings, *pongs, *heap_trims;
+    /* sends shed by gw_overload.h, by reason */
+    pmet_counter *shed_backlog, *shed_wait, *shed_pending;
+    pmet_gauge *ingress_backlog, *ingress_backlog_max, *shedding;
 } gw_metrics;
 
 /* Registers every series in m; returns 0, or -1 on allocation failure. */

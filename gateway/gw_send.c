@@ -7,6 +7,7 @@
 #include "sendcheck.h"
 #include "clock.h"
 #include "gw.h"
+#include "gw_overload.h"
 #include "keys.h"
 #include "log.h"
 
@@ -46,7 +47,10 @@ int gw_send_bucket_take(gw_send_bucket *b, uint64_t now_us, uint32_t *retry_afte
 
 /* ---- the pending table -------------------------------------------------------------------- */
 
-gw_pending *gw_pendings_add(gw_pendings *ps, gw_conn *c, uint64_t request_id, uint64_t now_us)
+_Static_assert(PARLEY_INGRESS_SHARDS_MAX <= 256, "gw_pending.shard is a uint8_t");
+
+gw_pending *gw_pendings_add(gw_pendings *ps, gw_conn *c, uint64_t request_id, unsigned shard,
+                            uint64_t now_us)
 {
     gw_pending *p = calloc(1, sizeof *p);
     if (!p)
@@ -54,6 +58,8 @@ gw_pending *gw_pendings_add(gw_pendings *ps, gw_conn *c, uint64_t request_id, ui
     p->seq = ++ps->next_seq;
     p->conn_id = c->id;
     p->request_id = request_id;
+    p->shard = (uint8_t)(shard < PARLEY_INGRESS_SHARDS_MAX ? shard : 0);
+    ps->shard_count[p->shard]++;
     p->started_us = now_us;
     p->prev = ps->tail;
     if (ps->tail)
@@ -82,10 +88,12 @@ static void gw_pendings_unlink_global(gw_pendings *ps, gw_pending *p)
     else
         *tail = p->prev;
     p->prev = p->next = NULL;
-    if (p->orphan)
+    if (p->orphan) {
         ps->orphans--;
-    else
+    } else {
         ps->count--;
+        ps->shard_count[p->shard]--;
+    }
 }
 
 void gw_pendings_remove(gw_pendings *ps, gw_conn *c, gw_pending *p)
@@ -211,6 +219,13 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
                            "too many unanswered sends", GW_SEND_RETRY_AFTER_MS);
         return;
     }
+    unsigned shard = pkeys_shard(recipient, (unsigned)g->cfg->backend.ingress_shards);
+    if (gw_overload_admit(g, shard, pclock_mono_us(), &retry_after_ms) != GW_OVERLOAD_ADMIT) {
+        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                           "server overloaded: not queued; resend after retry_after_ms",
+                           retry_after_ms);
+        return;
+    }
 
     /* the send as received, with the recipient in its normalised form (a shallow copy: the
      * envelopes stay owned by f) */
@@ -228,8 +243,7 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     uint8_t *buf = malloc(len ? len : 1);
     gw_xadd_ctx *x = malloc(sizeof *x);
     char key[PKEYS_MAX];
-    if (!buf || !x ||
-        pkeys_ingress(key, pkeys_shard(recipient, (unsigned)g->cfg->backend.ingress_shards)) < 0) {
+    if (!buf || !x || pkeys_ingress(key, shard) < 0) {
         free(buf);
         free(x);
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
@@ -237,7 +251,7 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     }
     parley__v1__internal_send__pack(&is, buf);
 
-    gw_pending *p = gw_pendings_add(&g->pending, c, rid, pclock_mono_us());
+    gw_pending *p = gw_pendings_add(&g->pending, c, rid, shard, pclock_mono_us());
     pmet_set(g->m.sends_pending, (double)g->pending.count);
     if (!p) {
         free(buf);
@@ -257,7 +271,9 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         gw_pending_remove(g, c, p);
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
                            "message queue unavailable", 0);
+        return;
     }
+    gw_overload_forwarded(g, shard);
 }
 
 int gw_send_answered(gw *g, gw_conn *c, uint64_t request_id, uint64_t *latency_us)
@@ -266,9 +282,13 @@ int gw_send_answered(gw *g, gw_conn *c, uint64_t request_id, uint64_t *latency_u
     if (!p)
         return -1;
     int late = p->orphan;
+    unsigned shard = p->shard;
     *latency_us = pclock_mono_us() - p->started_us;
     gw_pending_remove(g, c, p);
-    return late ? -1 : 0;
+    if (late)
+        return -1;
+    gw_overload_answered(g, shard);
+    return 0;
 }
 
 void gw_send_drop_conn(gw *g, gw_conn *c)

@@ -1,9 +1,10 @@
-/* gw_send.h: Send frames: the per-connection rate limit, bounds validation, XADD of an
- * InternalSend to the recipient's ingress shard, and the table of sends waiting for their fanout
- * answer (answered UNAVAILABLE after PARLEY_SEND_ANSWER_TIMEOUT_MS). The answer itself arrives through the
- * delivery stream (gw_events). A timed-out send stays in Redis, so it becomes an orphan that
- * still holds one of the connection's PARLEY_PENDING_SENDS_MAX slots until its late answer
- * arrives (and is dropped) or PARLEY_SEND_ORPHAN_MS after it was sent. */
+/* gw_send.h: Send frames: the per-connection rate limit, bounds validation, admission when the
+ * cluster is overloaded (gw_overload.h), XADD of an InternalSend to the recipient's ingress
+ * shard, and the table of sends waiting for their fanout answer (answered UNAVAILABLE after
+ * PARLEY_SEND_ANSWER_TIMEOUT_MS). The answer itself arrives through the delivery stream
+ * (gw_events). A timed-out send stays in Redis, so it becomes an orphan that still holds one of
+ * the connection's PARLEY_PENDING_SENDS_MAX slots until its late answer arrives (and is
+ * dropped) or PARLEY_SEND_ORPHAN_MS after it was sent. */
 #ifndef PARLEY_GW_SEND_H
 #define PARLEY_GW_SEND_H
 
@@ -23,7 +24,8 @@ typedef struct gw_pending {
     uint64_t seq;                   /* unique, names the entry across async calls */
     uint64_t conn_id, request_id;
     uint64_t started_us;
-    int orphan; /* answered UNAVAILABLE (timeout); on the orphan list */
+    int orphan;    /* answered UNAVAILABLE (timeout); on the orphan list */
+    uint8_t shard; /* ingress shard the send went to (< PARLEY_INGRESS_SHARDS_MAX) */
 } gw_pending;
 
 /* Two global lists, both ordered by started_us: sends waiting for an answer (count, the
@@ -31,6 +33,7 @@ typedef struct gw_pending {
 typedef struct {
     gw_pending *head, *tail;
     size_t count;
+    uint32_t shard_count[PARLEY_INGRESS_SHARDS_MAX]; /* count, by ingress shard */
     gw_pending *orphan_head, *orphan_tail;
     size_t orphans;
     uint64_t next_seq;
@@ -52,7 +55,7 @@ int gw_send_bucket_take(gw_send_bucket *b, uint64_t now_us, uint32_t *retry_afte
 /* The pending table (pure: no I/O, no metrics). add returns NULL on OOM. remove unlinks p from
  * both lists and frees it (c: p's connection, or NULL when it is gone). */
 gw_pending *gw_pendings_add(gw_pendings *ps, struct gw_conn *c, uint64_t request_id,
-                            uint64_t now_us);
+                            unsigned shard, uint64_t now_us);
 void gw_pendings_remove(gw_pendings *ps, struct gw_conn *c, gw_pending *p);
 /* The oldest waiting entry past PARLEY_SEND_ANSWER_TIMEOUT_MS, moved to the orphans (still counted in its
  * connection's npending), or NULL. */

@@ -18,6 +18,7 @@
 #include "gw_ack.h"
 #include "gw_auth.h"
 #include "gw_events.h"
+#include "gw_overload.h"
 #include "gw_presence.h"
 #include "gw_proc.h"
 #include "gw_reaper.h"
@@ -28,11 +29,13 @@
 #include "wire.h"
 
 #define GW_TICK_MS 100
+_Static_assert(GW_TICK_MS == GW_OVERLOAD_TICK_MS, "overload rates count per gateway tick");
 #define GW_CLOSE_WAIT_MS 3000 /* after 1001 closes, how long clients get to answer them */
 #define GW_EXIT_WAIT_MS 3000  /* for handles to close before the loop is stopped anyway */
 
 _Static_assert(PARLEY_OUTBOUND_MAX_DEFAULT == 1048576, "outbound_max default below");
 _Static_assert(PARLEY_GW_MAX_CONNECTIONS_DEFAULT == 250000, "max_connections default below");
+_Static_assert(PARLEY_GW_INGRESS_BACKLOG_DEFAULT == 10000, "ingress_backlog_max default below");
 
 static const pcfg_opt gw_opts[] = {
     {"listen_host", PCFG_STR, offsetof(gw_cfg, listen_host), "127.0.0.1", 0, 0,
@@ -55,6 +58,11 @@ static const pcfg_opt gw_opts[] = {
     {"max_connections", PCFG_INT, offsetof(gw_cfg, max_connections), "250000", 1,
      PARLEY_GW_MAX_CONNECTIONS_MAX,
      "WebSocket connections held at most (lowered to fit RLIMIT_NOFILE); more are refused"},
+    {"ingress_backlog_max", PCFG_INT, offsetof(gw_cfg, ingress_backlog_max), "10000", 1,
+     PARLEY_GW_INGRESS_BACKLOG_MAX,
+     "sends waiting in the ingress streams (all shards) from which new sends are answered "
+     "UNAVAILABLE with retry_after_ms instead of queued; also bounds this gateway's unanswered "
+     "sends"},
     {"tls_cert", PCFG_STR, offsetof(gw_cfg, tls_cert), NULL, 0, 0,
      "PEM certificate (chain) file: serve wss:// directly; unset = plain ws:// (TLS in front)"},
     {"tls_key", PCFG_STR, offsetof(gw_cfg, tls_key), NULL, 0, 0,
@@ -151,6 +159,7 @@ static void gw_tick_cb(uv_timer_t *t)
     uint64_t now = pclock_mono_us();
     gw_auth_expire(g, now);
     gw_send_expire(g, now);
+    gw_overload_tick(g, now);
     gw_reaper_expire(g, now);
     gw_sweep_tick(g, now);
     gw_proc_tick(g, now);
@@ -229,6 +238,7 @@ static int gw_start(gw_main *m)
         return -1;
     }
     gw_size_connections(g);
+    pmet_set(g->m.ingress_backlog_max, (double)g->cfg->ingress_backlog_max);
     if (gw_server_start(g) != 0)
         return -1;
     if (g->cfg->admin.admin_port > 0) {
@@ -284,9 +294,11 @@ int main(int argc, char **argv)
     uv_loop_init(&m.loop);
     g->loop = &m.loop;
     g->cfg = &m.cfg;
-    plog_info("starting", "gateway_id=%s listen=%s:%lld admin_port=%lld ingress_shards=%lld",
+    plog_info("starting",
+              "gateway_id=%s listen=%s:%lld admin_port=%lld ingress_shards=%lld "
+              "ingress_backlog_max=%lld",
               g->id, m.cfg.listen_host, m.cfg.listen_port, m.cfg.admin.admin_port,
-              m.cfg.backend.ingress_shards);
+              m.cfg.backend.ingress_shards, m.cfg.ingress_backlog_max);
 
     int exit_code = 0;
     if (gw_start(&m) != 0) {

@@ -423,11 +423,14 @@ static void test_pending_orphans(void **state)
     assert_non_null(c);
     c->id = 77;
     const uint64_t t0 = 1000000, timeout = (uint64_t)PARLEY_SEND_ANSWER_TIMEOUT_MS * 1000;
-    gw_pending *a = gw_pendings_add(&ps, c, 1, t0);
-    gw_pending *b = gw_pendings_add(&ps, c, 2, t0 + 1000);
+    gw_pending *a = gw_pendings_add(&ps, c, 1, 3, t0);
+    gw_pending *b = gw_pendings_add(&ps, c, 2, 0, t0 + 1000);
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(c->npending, 2);
+    /* the waiting ones are counted by ingress shard too (admission control reads them) */
+    assert_int_equal(ps.shard_count[3], 1);
+    assert_int_equal(ps.shard_count[0], 1);
     assert_null(gw_pendings_time_out(&ps, t0 + timeout - 1));
 
     /* the timed-out send becomes an orphan: no longer waited for, still holding its slot */
@@ -436,6 +439,8 @@ static void test_pending_orphans(void **state)
     assert_true(a->orphan);
     assert_int_equal(ps.count, 1);
     assert_int_equal(ps.orphans, 1);
+    assert_int_equal(ps.shard_count[3], 0);
+    assert_int_equal(ps.shard_count[0], 1);
     assert_int_equal(c->npending, 2);
     assert_ptr_equal(gw_pendings_find(c, 1), a);
 
@@ -450,6 +455,7 @@ static void test_pending_orphans(void **state)
     const uint64_t orphan_end = t0 + 1000 + (uint64_t)PARLEY_SEND_ORPHAN_MS * 1000;
     assert_null(gw_pendings_orphan_expired(&ps, orphan_end - 1));
     assert_ptr_equal(gw_pendings_orphan_expired(&ps, orphan_end), b);
+    assert_int_equal(ps.shard_count[0], 0);
     gw_pendings_remove(&ps, c, b);
     assert_int_equal(c->npending, 0);
     assert_null(ps.head);
@@ -458,19 +464,23 @@ static void test_pending_orphans(void **state)
 
     /* the cap counts orphans: a connection cannot refill it by letting sends time out */
     for (uint64_t i = 0; i < PARLEY_PENDING_SENDS_MAX; i++)
-        assert_non_null(gw_pendings_add(&ps, c, 100 + i, t0 + i));
+        assert_non_null(gw_pendings_add(&ps, c, 100 + i, (unsigned)i % 4, t0 + i));
     for (uint64_t i = 0; i < PARLEY_PENDING_SENDS_MAX; i++)
         assert_non_null(gw_pendings_time_out(&ps, t0 + timeout + PARLEY_PENDING_SENDS_MAX));
     assert_int_equal(ps.count, 0);
     assert_int_equal(ps.orphans, PARLEY_PENDING_SENDS_MAX);
     assert_int_equal(c->npending, PARLEY_PENDING_SENDS_MAX);
     /* a request id reused after a timeout: the older (orphaned) send is answered first */
-    gw_pending *again = gw_pendings_add(&ps, c, 100, t0 + timeout + PARLEY_PENDING_SENDS_MAX);
+    gw_pending *again =
+        gw_pendings_add(&ps, c, 100, 1, t0 + timeout + PARLEY_PENDING_SENDS_MAX);
     assert_non_null(again);
     assert_true(gw_pendings_find(c, 100)->orphan);
+    assert_int_equal(ps.shard_count[1], 1);
     while (c->pending)
         gw_pendings_remove(&ps, c, c->pending);
     assert_int_equal(ps.count + ps.orphans, 0);
+    for (unsigned i = 0; i < PARLEY_INGRESS_SHARDS_MAX; i++)
+        assert_int_equal(ps.shard_count[i], 0);
     free(c);
 }
 
