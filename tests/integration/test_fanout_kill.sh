@@ -62,6 +62,11 @@ metric() { # admin_port name: value of an unlabelled sample
 # 1. fanout 1 freezes while its XREADGROUP is outstanding: Redis hands it entries that it
 # never acks. Then it dies. Fanout 2 must claim those entries after claim_idle_ms.
 wait_until 60 sent_at_least 15
+# fanout 2 steps aside (SIGTERM: it finishes its batches) so that fanout 1 is the only
+# consumer; otherwise Redis may hand every entry to fanout 2's reads, one per ingress shard
+term_service fo2
+await_exit fo2 20
+assert_eq 0 "$WRC" "fanout 2 exit status after SIGTERM"
 # Redis hands an entry to a frozen consumer only while its blocking read is outstanding
 # (BLOCK 1000): if the freeze caught fo1 between reads, thaw it and try again
 frozen=0
@@ -74,6 +79,7 @@ for attempt in 1 2 3 4 5; do
 done
 [ "$frozen" = 1 ] || fail "fanout 1 was never handed an entry while frozen (sent: $(wc -l <"$T/sent.tsv"))"
 echo "fanout 1 frozen holding $(pending_of fo1) entries; killing it"
+start_fanout 2
 kill_fanout 1
 reclaimed() { [ "$(metric "${FO_ADMIN[2]}" parley_fanout_reclaimed_total)" -gt 0 ]; }
 wait_until 20 reclaimed
