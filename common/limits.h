@@ -125,8 +125,8 @@
  * or one gateway has that many sends waiting for answers, or a new send would wait longer than
  * PARLEY_GW_SHED_WAIT_MS for its answer, new sends are answered UNAVAILABLE with retry_after_ms
  * at once and not queued. */
-/* ingress_backlog_max default: a few seconds of work for a small cluster (2,000-6,000 sends/s
- * on 2 cores), and several times the PARLEY_FANOUT_BATCH_MAX entries a fanout holds at once, so
+/* ingress_backlog_max default: about a second of work for a small cluster (~10,000 sends/s
+ * on 2 cores, docs/BENCHMARKS.md), and several times the PARLEY_FANOUT_BATCH_MAX entries a fanout holds at once, so
  * fanouts still read full batches while sends are being shed */
 #define PARLEY_GW_INGRESS_BACKLOG_DEFAULT 10000
 /* its hard bound: even a cluster committing 100,000 sends/s needs 10 s
