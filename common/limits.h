@@ -141,4 +141,65 @@
 #define PARLEY_GW_SHED_RETRY_BASE_MS      500
 #define PARLEY_GW_SHED_RETRY_MAX_MS       10000
 
+/* Client end-to-end encryption (client/ratchet.h, client/pkstore.h, client/e2ee.h;
+ * docs/E2EE.md). These bound what a peer can make a client compute and keep. */
+/* message keys derived ahead in one receiving chain for one message (Double Ratchet MAX_SKIP):
+ * queues deliver in order, so a gap this large means lost messages at a scale no session
+ * should silently absorb, and it bounds the HMAC work one forged header can cause */
+#define PC_DR_MAX_SKIP                  2000
+/* skipped message keys kept per session, oldest evicted first: bounds a session's memory and
+ * its saved size (about 80 bytes each) */
+#define PC_DR_MAX_STORED                2000
+/* a skipped message key is dropped this long after it was stored: a message that late is
+ * treated as lost, and the key stops being a forward-secrecy liability */
+#define PC_DR_SKIPPED_TTL_MS            (30ULL * 24 * 3600 * 1000)
+/* previous receiving chains remembered (ratchet key and count reached) so that a late
+ * redelivery from one of them is reported as a duplicate, not as tampering */
+#define PC_DR_OLD_CHAINS                5
+/* a device replaces its signed prekey this often ... */
+#define PC_PKS_SPK_ROTATE_MS            (7ULL * 24 * 3600 * 1000)
+/* ... and keeps the replaced one this long, so prekey messages built on it while they sat in
+ * a queue (or on a stale bundle) still open */
+#define PC_PKS_SPK_GRACE_MS             (30ULL * 24 * 3600 * 1000)
+/* one-time prekeys generated and uploaded at once */
+#define PC_PKS_OPK_BATCH                100
+/* when the server holds fewer unused one-time prekeys than this, upload another batch */
+#define PC_PKS_OPK_LOW_WATER            10
+/* one-time prekey secrets kept locally, oldest (lowest id) evicted first: keys the server
+ * dropped are never consumed, and must not accumulate forever */
+#define PC_PKS_OPK_MAX                  1000
+/* bytes an encrypted message adds around its plaintext, at most (prekey part, ratchet header,
+ * protobuf framing, AEAD tag: 172 for a prekey message, 58 for the others, measured) */
+#define PC_E2S_OVERHEAD_MAX             512
+/* the longest plaintext one encrypted message carries: whatever the overhead, it fits one
+ * envelope */
+#define PC_E2S_PLAINTEXT_MAX            (PARLEY_MAX_ENVELOPE_BYTES - PC_E2S_OVERHEAD_MAX)
+/* largest saved session (a full skipped-key store plus the fixed part) and prekey store (a
+ * full one-time prekey pool plus the fixed part): longer blobs are refused before parsing */
+#define PC_E2S_BLOB_MAX                 (PC_DR_MAX_STORED * 96 + 4096)
+#define PC_PKS_BLOB_MAX                 (PC_PKS_OPK_MAX * 80 + 4096)
+
+/* Prekeys (gateway/gw_prekeys.h, deploy/sql/007_prekeys.sql, docs/PROTOCOL.md "Prekeys"). */
+/* one-time prekeys in one UploadPrekeys: 100 keys are ~4 KiB on the wire and one short
+ * statement; a device tops its pool up in a few uploads */
+#define PARLEY_PREKEYS_UPLOAD_MAX          100
+/* one-time prekeys stored per device: enough for a burst of new contacts between two logins,
+ * small enough that a device cannot fill PostgreSQL (8 devices x 1000 x ~100 B per account) */
+#define PARLEY_PREKEYS_POOL_MAX            1000
+/* a fetch that leaves a device's pool at or below this many gets it a PrekeysLow push: the
+ * device tops up before new contacts find the pool empty (and fall back to X3DH without a
+ * one-time prekey, which has weaker forward secrecy for the first message) */
+#define PARLEY_PREKEYS_LOW_WATER           10
+/* at most one PrekeysLow push per device this often (seconds): a fetch storm must not become
+ * a push storm; AuthOk carries the count as well, so an offline device learns at login */
+#define PARLEY_PREKEYS_LOW_PUSH_INTERVAL_S 60
+/* GetPrekeys.device_ids: no account has more devices, so a longer list is malformed */
+#define PARLEY_PREKEYS_FETCH_DEVICES_MAX   PARLEY_MAX_DEVICES_PER_ACCOUNT
+/* defaults of the GetPrekeys rate limits (fixed one-minute windows in Redis): per requesting
+ * device, and per target account (each fetch takes a one-time prekey of every device of the
+ * target, so this bounds how fast strangers can drain an account's pools) */
+#define PARLEY_PREKEYS_FETCH_RATE_DEFAULT  60
+#define PARLEY_PREKEYS_TARGET_RATE_DEFAULT 120
+#define PARLEY_PREKEYS_RATE_MAX            1000000 /* config bound of both */
+
 #endif
