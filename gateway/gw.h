@@ -40,6 +40,8 @@ typedef struct {
     long long ingress_backlog_max; /* sends in the ingress streams before new ones are shed */
     char *tls_cert; /* PEM certificate chain; TLS is off when unset */
     char *tls_key;
+    long long prekey_fetch_rate_per_minute;  /* GetPrekeys per requesting device */
+    long long prekey_target_rate_per_minute; /* GetPrekeys per target account */
 } gw_cfg;
 
 typedef struct gw {

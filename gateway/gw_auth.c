@@ -18,8 +18,11 @@
 #include "wire.h"
 
 #define GW_SQL_AUTH                                                                            \
-    "SELECT a.id, d.signing_key, d.queue_len FROM accounts a"                                  \
-    " JOIN devices d ON d.account_id = a.id WHERE a.username = $1 AND d.device_id = $2"
+    "SELECT a.id, d.signing_key, d.queue_len, coalesce(p.otk_count, 0),"                       \
+    " coalesce(p.spk_id, 0) FROM accounts a"                                                   \
+    " JOIN devices d ON d.account_id = a.id"                                                   \
+    " LEFT JOIN device_prekeys p ON p.account_id = d.account_id AND p.device_id = d.device_id" \
+    " WHERE a.username = $1 AND d.device_id = $2"
 
 /* ---- challenge ---------------------------------------------------------------------------- */
 
@@ -106,6 +109,8 @@ static void gw_auth_presence_done(gw *g, uint64_t conn_id)
     ok.account = c->account;
     ok.device_id = c->device_id;
     ok.queued = c->auth->queued;
+    ok.one_time_prekeys = c->auth->one_time_prekeys;
+    ok.signed_prekey_id = c->auth->signed_prekey_id;
     Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
     sf.request_id = c->auth->request_id;
     /* what only authentication needed goes before the connection settles down */
@@ -131,7 +136,8 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
         goto out;
     }
     int64_t account_id;
-    int32_t queue_len;
+    int32_t queue_len, otk_count;
+    int64_t spk_id;
     const uint8_t *pk;
     size_t pklen;
     if (PQntuples(res) != 1) {
@@ -139,7 +145,8 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
         goto out;
     }
     if (ppgbin_cell_i64(res, 0, 0, &account_id) || ppgbin_cell_bytes(res, 0, 1, &pk, &pklen) ||
-        pklen != 32 || ppgbin_cell_i32(res, 0, 2, &queue_len)) {
+        pklen != 32 || ppgbin_cell_i32(res, 0, 2, &queue_len) ||
+        ppgbin_cell_i32(res, 0, 3, &otk_count) || ppgbin_cell_i64(res, 0, 4, &spk_id)) {
         plog_error("auth_lookup_bad_row", "conn=%llu", (unsigned long long)c->id);
         gw_auth_unavailable(g, c, x->request_id);
         goto out;
@@ -169,6 +176,8 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
     c->account_id = account_id;
     c->auth->request_id = x->request_id;
     c->auth->queued = queue_len > 0 ? (uint64_t)queue_len : 0;
+    c->auth->one_time_prekeys = otk_count > 0 ? (uint32_t)otk_count : 0;
+    c->auth->signed_prekey_id = (uint32_t)spk_id;
     c->state = GW_CONN_AUTHED;
     gw_conn_auth_list_remove(g, c);
     gw_conns_bind_device(&g->conns, c);

@@ -43,6 +43,8 @@ typedef struct gw_conn_auth {
     uint64_t opened_us;               /* start of the auth timeout */
     uint64_t request_id;              /* of the AuthAnswer, echoed in AuthOk */
     uint64_t queued;                  /* queue_len at auth, reported in AuthOk */
+    uint32_t one_time_prekeys;        /* the device's prekeys at auth, reported in AuthOk */
+    uint32_t signed_prekey_id;
     uint8_t challenge[PARLEY_CHALLENGE_BYTES];
     uint8_t has_challenge; /* cleared when an AuthAnswer or Register consumes it */
     uint8_t in_list;
@@ -66,7 +68,7 @@ typedef struct gw_conn {
     uint32_t device_id;
     uint32_t last_rx_s; /* loop time (s) of the last frame or pong from the client */
     unsigned npending;  /* sends waiting and orphaned */
-    uint16_t lookups;   /* GetDevices queries in flight */
+    uint16_t lookups;   /* GetDevices and prekey requests in flight */
     uint16_t ack_ids;   /* ack ids queued or being deleted (see gw_ack.h) */
     uint16_t close_code; /* non-zero once closing: no more input is handled */
     uint8_t state;       /* gw_conn_state */

@@ -6,6 +6,7 @@
 #include "gw_register.h"
 #include "gw_devices.h"
 #include "gw_frame.h"
+#include "gw_prekeys.h"
 #include "gw_send.h"
 #include "log.h"
 #include "wire.h"
@@ -87,6 +88,12 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
         break;
     case PARLEY__V1__CLIENT_FRAME__BODY_GET_DEVICES:
         gw_devices_handle(g, c, f);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__BODY_UPLOAD_PREKEYS:
+        gw_prekeys_upload(g, c, f);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__BODY_GET_PREKEYS:
+        gw_prekeys_get(g, c, f);
         break;
     default:
         break; /* gw_frame_decode only returns the cases above */

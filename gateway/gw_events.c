@@ -8,6 +8,7 @@
 #include "gw.h"
 #include "gw_drain.h"
 #include "gw_frame.h"
+#include "gw_prekeys_low.h"
 #include "gw_send.h"
 #include "keys.h"
 #include "log.h"
@@ -84,6 +85,10 @@ void gw_events_apply(gw *g, const Parley__V1__InternalEvent *ev)
     case PARLEY__V1__INTERNAL_EVENT__BODY_KICK:
         if (ev->kick)
             gw_events_kick(g, ev->kick);
+        break;
+    case PARLEY__V1__INTERNAL_EVENT__BODY_PREKEYS_LOW:
+        if (ev->prekeys_low)
+            gw_prekeys_low_apply(g, ev->prekeys_low);
         break;
     default:
         pmet_inc(g->m.events_bad, 1);

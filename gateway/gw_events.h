@@ -1,6 +1,7 @@
 /* gw_events.h: the reader of this gateway's delivery stream parley:gw:{gateway_id} (XREAD BLOCK
  * on its own Redis connection): fanout replies are forwarded to their connection, pushes go to
- * the (account, device) connection (held while it drains), kicks close replaced connections. */
+ * the (account, device) connection (held while it drains), kicks close replaced connections,
+ * prekey-low notices become PrekeysLow pushes (gw_prekeys_low.h). */
 #ifndef PARLEY_GW_EVENTS_H
 #define PARLEY_GW_EVENTS_H
 

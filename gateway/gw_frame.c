@@ -15,6 +15,8 @@ gw_frame_status gw_frame_decode(const uint8_t *buf, size_t len, Parley__V1__Clie
     case PARLEY__V1__CLIENT_FRAME__BODY_ACK:
     case PARLEY__V1__CLIENT_FRAME__BODY_GET_DEVICES:
     case PARLEY__V1__CLIENT_FRAME__BODY_PING:
+    case PARLEY__V1__CLIENT_FRAME__BODY_UPLOAD_PREKEYS:
+    case PARLEY__V1__CLIENT_FRAME__BODY_GET_PREKEYS:
         *out = f;
         return GW_FRAME_OK;
     default:

@@ -103,6 +103,21 @@ int gw_metrics_init(gw_metrics *gm, pmetrics *m)
     G(ingress_backlog_max, "parley_gateway_ingress_backlog_max",
       "ingress_backlog_max: from this backlog (or this many own sends pending) sends are shed.");
     G(shedding, "parley_gateway_shedding", "1 while sends are being shed, else 0.");
+    C(prekey_uploads, "parley_gateway_prekey_uploads_total", "UploadPrekeys stored.", NULL);
+    C(prekey_invalid_signatures, "parley_gateway_prekey_invalid_signatures_total",
+      "UploadPrekeys refused because the signed prekey signature did not verify.", NULL);
+    C(prekey_fetches, "parley_gateway_prekey_fetches_total",
+      "GetPrekeys answered with bundles.", NULL);
+    C(prekey_bundles_otk, "parley_gateway_prekey_bundles_total",
+      "Prekey bundles served, by whether they carried a one-time prekey.", "one_time=\"yes\"");
+    C(prekey_bundles_no_otk, "parley_gateway_prekey_bundles_total",
+      "Prekey bundles served, by whether they carried a one-time prekey.", "one_time=\"no\"");
+    C(prekey_limited_requester, "parley_gateway_prekey_fetches_rate_limited_total",
+      "GetPrekeys refused with RATE_LIMITED, by the window exceeded.", "limit=\"requester\"");
+    C(prekey_limited_target, "parley_gateway_prekey_fetches_rate_limited_total",
+      "GetPrekeys refused with RATE_LIMITED, by the window exceeded.", "limit=\"target\"");
+    C(prekey_low_pushes, "parley_gateway_prekey_low_pushes_total",
+      "PrekeysLow pushes sent to devices held by this gateway.", NULL);
 #undef C
 #undef G
     return bad ? -1 : 0;

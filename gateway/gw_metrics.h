@@ -30,6 +30,10 @@ typedef struct {
     /* sends shed by gw_overload.h, by reason */
     pmet_counter *shed_backlog, *shed_wait, *shed_pending;
     pmet_gauge *ingress_backlog, *ingress_backlog_max, *shedding;
+    /* prekeys (gw_prekeys.h) */
+    pmet_counter *prekey_uploads, *prekey_invalid_signatures, *prekey_fetches;
+    pmet_counter *prekey_bundles_otk, *prekey_bundles_no_otk;
+    pmet_counter *prekey_limited_requester, *prekey_limited_target, *prekey_low_pushes;
 } gw_metrics;
 
 /* Registers every series in m; returns 0, or -1 on allocation failure. */

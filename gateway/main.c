@@ -36,6 +36,9 @@ _Static_assert(GW_TICK_MS == GW_OVERLOAD_TICK_MS, "overload rates count per gate
 _Static_assert(PARLEY_OUTBOUND_MAX_DEFAULT == 1048576, "outbound_max default below");
 _Static_assert(PARLEY_GW_MAX_CONNECTIONS_DEFAULT == 250000, "max_connections default below");
 _Static_assert(PARLEY_GW_INGRESS_BACKLOG_DEFAULT == 10000, "ingress_backlog_max default below");
+_Static_assert(PARLEY_PREKEYS_FETCH_RATE_DEFAULT == 60, "prekey_fetch_rate_per_minute default below");
+_Static_assert(PARLEY_PREKEYS_TARGET_RATE_DEFAULT == 120,
+               "prekey_target_rate_per_minute default below");
 
 static const pcfg_opt gw_opts[] = {
     {"listen_host", PCFG_STR, offsetof(gw_cfg, listen_host), "127.0.0.1", 0, 0,
@@ -67,6 +70,11 @@ static const pcfg_opt gw_opts[] = {
      "PEM certificate (chain) file: serve wss:// directly; unset = plain ws:// (TLS in front)"},
     {"tls_key", PCFG_STR, offsetof(gw_cfg, tls_key), NULL, 0, 0,
      "PEM private key file for tls_cert"},
+    {"prekey_fetch_rate_per_minute", PCFG_INT, offsetof(gw_cfg, prekey_fetch_rate_per_minute),
+     "60", 1, PARLEY_PREKEYS_RATE_MAX, "GetPrekeys requests per requesting device and minute"},
+    {"prekey_target_rate_per_minute", PCFG_INT, offsetof(gw_cfg, prekey_target_rate_per_minute),
+     "120", 1, PARLEY_PREKEYS_RATE_MAX,
+     "GetPrekeys requests per target account and minute (each claims one-time prekeys)"},
 };
 
 typedef enum { GW_RUNNING, GW_WAIT_SENDS, GW_CLOSING, GW_EXITING } gw_phase;
