@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,11 @@ static const char usage_text[] =
     "      [--count N]            exit 0 after N messages (3 if fewer came before the timeout)\n"
     "      [--timeout S]          stop after S seconds (30; 0 waits forever)\n"
     "      [--json]               one JSON object a line: from, device, id, timestamp, text\n"
+    "                             (and to, for a copy of a message you sent elsewhere)\n"
     "  devices NAME               device ids of account NAME, one a line\n"
+    "  safety-number NAME         the safety number of you and NAME (60 digits): compare it\n"
+    "                             with NAME in person or on a call; a change of NAME's keys\n"
+    "                             is reported on stderr until you ran this again\n"
     "\n"
     "options:\n"
     "  --home DIR                 this device's folder (default ~/.parley)\n"
@@ -41,6 +46,9 @@ static const char usage_text[] =
     "                             register (path defaults to /v1/ws)\n"
     "  --verbose                  libwebsockets diagnostics on stderr\n"
     "\n"
+    "Messages are end-to-end encrypted (X3DH and the Double Ratchet); sessions and keys live in\n"
+    "the home folder. A copy of a message you sent from another of your devices shows as\n"
+    "YOU->NAME in the FROM column.\n"
     "In TEXT output, backslash, tab, newline, carriage return and other control characters\n"
     "are written as \\\\, \\t, \\n, \\r and \\xHH. Exit: 0 ok, 1 failure, 2 usage, 3 recv timeout\n"
     "before --count messages.\n";
@@ -72,6 +80,10 @@ typedef struct {
 
     pc_session *sess;
     int ever_up;
+    pc_vault *vault;
+    pc_upkeep *upkeep;
+    int registered;     /* register: the account exists, its prekeys are being published */
+    char warned[PARLEY_NAME_MAX + 1]; /* the last account a key change was reported for */
 
     /* register */
     pc_conn *conn;
@@ -79,6 +91,10 @@ typedef struct {
 
     /* send */
     pc_sendop *op;
+
+    /* safety-number */
+    char peer[PARLEY_NAME_MAX + 1];
+    Parley__V1__DeviceList *own_devs;
 
     /* recv */
     pc_recv *recv;
@@ -275,7 +291,95 @@ static int open_session(app *a, const pc_session_events *ev)
     return 0;
 }
 
+/* ---- end-to-end state -------------------------------------------------------------------- */
+
+static void warn_key_change(app *a, const char *account)
+{
+    if (!strcmp(a->warned, account))
+        return;
+    snprintf(a->warned, sizeof a->warned, "%s", account);
+    fflush(stdout);
+    fprintf(stderr,
+            "parley: warning: the keys of %s changed (a reinstall, or someone else): the safety "
+            "number is new; compare it with `parley safety-number %s`\n",
+            account, account);
+}
+
+static int open_vault(app *a)
+{
+    pc_status st;
+
+    if (pc_vault_open(a->home.dir, &a->home.id, &a->vault, &st) < 0) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The prekeys went up (or the upload failed): for send and recv a failure only warns, the
+ * next login tries again. */
+static void upkeep_done(pc_upkeep *u, const pc_status *st, void *ud)
+{
+    (void)u;
+    (void)ud;
+    if (st->kind != PC_OK && st->kind != PC_ERR_NET)
+        fprintf(stderr, "parley: warning: cannot publish prekeys: %s\n", st->msg);
+}
+
+static void on_prekeys_low(pc_session *s, uint32_t count, void *ud)
+{
+    app *a = ud;
+
+    (void)s;
+    if (a->upkeep)
+        pc_upkeep_low(a->upkeep, count);
+}
+
 /* ---- register --------------------------------------------------------------------------- */
+
+static void publish_done(pc_upkeep *u, const pc_status *st, void *ud)
+{
+    app *a = ud;
+
+    (void)u;
+    if (st->kind != PC_OK) {
+        fail(a, "registered %s device %u, but cannot publish its prekeys: %s (the next "
+                "send or recv tries again)",
+             a->home.id.username, (unsigned)a->home.id.device_id, st->msg);
+        return;
+    }
+    printf("registered %s device %u\n", a->home.id.username, (unsigned)a->home.id.device_id);
+    fflush(stdout);
+    finish(a, 0);
+}
+
+static void publish_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
+{
+    app *a = ud;
+
+    (void)s;
+    a->ever_up = 1;
+    pc_upkeep_session_up(a->upkeep, ok);
+}
+
+static void publish_down(pc_session *s, const pc_status *st, int retrying, void *ud)
+{
+    (void)s;
+    session_down_common(ud, st, retrying);
+}
+
+/* The account exists and its keys are saved: log in once to publish the prekeys, so that
+ * others can start sessions with this device right away. */
+static void publish_prekeys(app *a)
+{
+    static const pc_session_events ev = { publish_up, NULL, publish_down, NULL, on_prekeys_low };
+
+    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
+        return;
+    a->upkeep = pc_upkeep_new(a->sess, a->vault, publish_done, a);
+    if (!a->upkeep)
+        fail(a, "out of memory");
+}
 
 static void reg_on_close(pc_conn *c, const pc_status *st, void *ud)
 {
@@ -284,6 +388,10 @@ static void reg_on_close(pc_conn *c, const pc_status *st, void *ud)
     (void)c;
     if (a->finishing) {
         stop_loop(a);
+        return;
+    }
+    if (a->registered) {
+        publish_prekeys(a);
         return;
     }
     fail_status(a, st);
@@ -295,7 +403,6 @@ static void reg_done(pc_conn *c, const pc_status *st, const char *username, uint
     app *a = ud;
     pc_status e;
 
-    (void)c;
     if (st->kind != PC_OK) {
         if (st->kind == PC_ERR_SERVER) {
             switch (st->server_code) {
@@ -330,9 +437,9 @@ static void reg_done(pc_conn *c, const pc_status *st, const char *username, uint
         fail(a, "registered %s, but cannot save its keys: %s", username, e.msg);
         return;
     }
-    printf("registered %s device %u\n", username, (unsigned)device_id);
-    fflush(stdout);
-    finish(a, 0);
+    /* this connection served its one request; its close starts the publishing */
+    a->registered = 1;
+    pc_conn_close(c, PWIRE_CLOSE_NORMAL, "registered");
 }
 
 static int cmd_register(app *a)
@@ -385,6 +492,13 @@ static void send_done(pc_sendop *op, const pc_status *st, const pc_send_result *
         printf("%s\t%u\t%" PRIu64 "\n", res->recipient, (unsigned)res->device_ids[i],
                res->envelope_ids[i]);
     fflush(stdout);
+    if (res->key_changed)
+        warn_key_change(a, res->recipient);
+    if (res->sync_error) {
+        fail(a, "sent to %s, but not copied to your other devices: %s", res->recipient,
+             res->sync_error->msg);
+        return;
+    }
     finish(a, 0);
 }
 
@@ -392,9 +506,10 @@ static void send_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
 {
     app *a = ud;
 
-    (void)ok;
     a->ever_up = 1;
     pc_session_set_retry(s, 1); /* from now on a drop is retried until the deadline */
+    if (a->upkeep)
+        pc_upkeep_session_up(a->upkeep, ok);
     if (a->op)
         pc_sendop_session_up(a->op);
 }
@@ -411,13 +526,17 @@ static void send_down(pc_session *s, const pc_status *st, int retrying, void *ud
 
 static int cmd_send(app *a)
 {
-    pc_session_events ev = { send_up, NULL, send_down, NULL };
+    pc_session_events ev = { send_up, NULL, send_down, NULL, on_prekeys_low };
     pc_status st;
     const char *text = a->args[1];
 
-    if (open_session(a, &ev) < 0)
+    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
         return -1;
-    a->op = pc_sendop_start(a->sess, a->args[0], text, strlen(text), a->client_id,
+    if (!(a->upkeep = pc_upkeep_new(a->sess, a->vault, upkeep_done, a))) {
+        fail(a, "out of memory");
+        return -1;
+    }
+    a->op = pc_sendop_start(a->sess, a->vault, a->args[0], text, strlen(text), a->client_id,
                             (uint64_t)llround(a->timeout_s * 1000), send_done, a, &st);
     if (!a->op) {
         fail(a, "%s", st.msg);
@@ -460,15 +579,25 @@ static void recv_message(pc_recv *r, const pc_message *m, void *ud)
     if (a->json) {
         printf("{\"from\":");
         print_json_string(m->sender, strlen(m->sender));
+        if (m->sent_to) {
+            printf(",\"to\":");
+            print_json_string(m->sent_to, m->sent_to_len);
+        }
         printf(",\"device\":%u,\"id\":%" PRIu64 ",\"timestamp\":%" PRIu64 ",\"text\":",
                (unsigned)m->sender_device, m->id, m->timestamp_ms);
         print_json_string(m->text, m->text_len);
         printf("}\n");
     } else {
-        printf("%s\t%u\t", m->sender, (unsigned)m->sender_device);
+        if (m->sent_to)
+            printf("%s->%.*s\t%u\t", m->sender, (int)m->sent_to_len, m->sent_to,
+                   (unsigned)m->sender_device);
+        else
+            printf("%s\t%u\t", m->sender, (unsigned)m->sender_device);
         print_text_escaped(m->text, m->text_len);
         putchar('\n');
     }
+    if (m->key_changed)
+        warn_key_change(a, m->sender);
     /* printed before acked: the ack is what makes the server forget it */
     fflush(stdout);
     a->got++;
@@ -496,13 +625,25 @@ static void recv_persist(pc_recv *r, void *ud)
     }
 }
 
+static void recv_save_failed(pc_recv *r, const pc_status *why, void *ud)
+{
+    app *a = ud;
+
+    (void)r;
+    if (!a->persist_warned) {
+        a->persist_warned = 1;
+        fprintf(stderr, "parley: warning: %s (acks wait until it can be saved)\n", why->msg);
+    }
+}
+
 static void recv_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
 {
     app *a = ud;
 
-    (void)ok;
     a->ever_up = 1;
     pc_session_set_retry(s, 1);
+    if (a->upkeep)
+        pc_upkeep_session_up(a->upkeep, ok);
     if (a->timed_out) {
         /* the timeout passed while the first authentication was still under way */
         wind_down(a, a->count ? 3 : 0);
@@ -548,8 +689,8 @@ static void recv_acked(pc_recv *r, void *ud)
 
 static int cmd_recv(app *a)
 {
-    pc_session_events ev = { recv_up, recv_push, recv_down, NULL };
-    pc_recv_events rev = { recv_message, recv_bad, recv_persist, recv_acked };
+    pc_session_events ev = { recv_up, recv_push, recv_down, NULL, on_prekeys_low };
+    pc_recv_events rev = { recv_message, recv_bad, recv_persist, recv_acked, recv_save_failed };
     pc_status st;
 
     if (pc_seen_init(&a->seen, PC_HOME_SEEN_IDS) < 0) {
@@ -561,9 +702,13 @@ static int cmd_recv(app *a)
         fail(a, "%s", st.msg);
         return -1;
     }
-    if (open_session(a, &ev) < 0)
+    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
         return -1;
-    a->recv = pc_recv_new(a->sess, &a->seen, &rev, a, &st);
+    if (!(a->upkeep = pc_upkeep_new(a->sess, a->vault, upkeep_done, a))) {
+        fail(a, "out of memory");
+        return -1;
+    }
+    a->recv = pc_recv_new(a->sess, a->vault, &a->seen, &rev, a, &st);
     if (!a->recv) {
         fail(a, "%s", st.msg);
         return -1;
@@ -636,6 +781,174 @@ static int cmd_devices(app *a)
         return -1;
     }
     if (open_session(a, &ev) < 0)
+        return -1;
+    start_deadline(a, a->timeout_s);
+    return 0;
+}
+
+/* ---- safety-number ---------------------------------------------------------------------- */
+
+/* The keys a safety number covers for one account: its device's keys when it has one device,
+ * else a BLAKE2b-256 digest over every device's (id, keys) in id order, so that a device added
+ * or replaced changes the number. */
+static void party_keys(const Parley__V1__DeviceList *dl, uint8_t signing[32],
+                       uint8_t identity[32])
+{
+    crypto_generichash_state hs, hi;
+
+    if (dl->n_devices == 1) {
+        memcpy(signing, dl->devices[0]->signing_key.data, 32);
+        memcpy(identity, dl->devices[0]->identity_key.data, 32);
+        return;
+    }
+    crypto_generichash_init(&hs, NULL, 0, 32);
+    crypto_generichash_init(&hi, NULL, 0, 32);
+    for (size_t i = 0; i < dl->n_devices; i++) {
+        const Parley__V1__DeviceInfo *d = dl->devices[i];
+        uint8_t id[4] = { (uint8_t)(d->device_id >> 24), (uint8_t)(d->device_id >> 16),
+                          (uint8_t)(d->device_id >> 8), (uint8_t)d->device_id };
+        crypto_generichash_update(&hs, id, 4);
+        crypto_generichash_update(&hs, d->signing_key.data, 32);
+        crypto_generichash_update(&hi, id, 4);
+        crypto_generichash_update(&hi, d->identity_key.data, 32);
+    }
+    crypto_generichash_final(&hs, signing, 32);
+    crypto_generichash_final(&hi, identity, 32);
+}
+
+static int list_ok(const Parley__V1__DeviceList *dl)
+{
+    if (!dl->n_devices)
+        return 0;
+    for (size_t i = 0; i < dl->n_devices; i++)
+        if (dl->devices[i]->signing_key.len != 32 || dl->devices[i]->identity_key.len != 32)
+            return 0;
+    return 1;
+}
+
+static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
+                        void *ud)
+{
+    app *a = ud;
+    const Parley__V1__DeviceList *dl;
+    uint8_t ms[32], mi[32], ps[32], pi[32];
+    char digits[PC_FP_DIGITS + 1], shown[PC_FP_FORMATTED_BYTES];
+    int changed = 0;
+    pc_status e;
+
+    (void)c;
+    if (!f) {
+        fail_status(a, st);
+        return;
+    }
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
+        if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
+            fail(a, "unknown account %s", a->peer);
+            return;
+        }
+        pc_status_from_error(&e, f->error);
+        fail(a, "%s", e.msg);
+        return;
+    }
+    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices ||
+        !list_ok(f->devices)) {
+        fail(a, "unexpected answer to GetDevices");
+        return;
+    }
+    dl = f->devices;
+    /* what this device pinned before: a difference (or an earlier one nobody looked at) is
+     * reported, then the current keys are pinned and the marks cleared */
+    for (size_t i = 0; i < dl->n_devices; i++) {
+        int was_changed = 0;
+        if (pc_vault_pinned_signing(a->vault, a->peer, dl->devices[i]->device_id, NULL,
+                                    &was_changed) && was_changed)
+            changed = 1;
+        if (pc_vault_observe(a->vault, a->peer, dl->devices[i], &changed, &e) < 0) {
+            fail(a, "%s", e.msg);
+            return;
+        }
+    }
+    party_keys(a->own_devs, ms, mi);
+    party_keys(dl, ps, pi);
+    pc_fp_safety_number(ms, mi, a->home.id.username, strlen(a->home.id.username), ps, pi,
+                        a->peer, strlen(a->peer), digits);
+    pc_fp_format(digits, shown);
+    printf("%s\n", shown);
+    fflush(stdout);
+    if (changed)
+        fprintf(stderr, "parley: the keys of %s changed since you last looked: compare this "
+                        "number with %s again\n",
+                a->peer, a->peer);
+    pc_vault_ack_changes(a->vault, a->peer);
+    if (pc_vault_save(a->vault, &e) < 0) {
+        fail(a, "%s", e.msg);
+        return;
+    }
+    finish(a, 0);
+}
+
+static void safety_own(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
+                       void *ud)
+{
+    app *a = ud;
+    const pc_keys *k = &a->home.id.keys;
+    int found = 0;
+    pc_status e;
+
+    if (!f) {
+        fail_status(a, st);
+        return;
+    }
+    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices ||
+        !list_ok(f->devices)) {
+        fail(a, "unexpected answer to GetDevices for your own account");
+        return;
+    }
+    for (size_t i = 0; i < f->devices->n_devices; i++) {
+        const Parley__V1__DeviceInfo *d = f->devices->devices[i];
+        if (d->device_id != a->home.id.device_id)
+            continue;
+        found = !memcmp(d->signing_key.data, k->signing_pk, 32) &&
+                !memcmp(d->identity_key.data, k->identity_pk, 32);
+    }
+    if (!found) {
+        fail(a, "the server does not list this device's keys for %s", a->home.id.username);
+        return;
+    }
+    if (!(a->own_devs = pc_device_list_copy(f->devices))) {
+        fail(a, "out of memory");
+        return;
+    }
+    if (pc_get_devices(c, a->peer, safety_peer, a, &e) < 0)
+        fail_status(a, &e);
+}
+
+static void safety_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
+{
+    app *a = ud;
+    pc_status st;
+
+    (void)ok;
+    a->ever_up = 1;
+    if (a->own_devs)
+        return; /* a reconnect: the first answers are still coming or done */
+    if (pc_get_devices(pc_session_conn(s), a->home.id.username, safety_own, a, &st) < 0)
+        fail_status(a, &st);
+}
+
+static int cmd_safety(app *a)
+{
+    pc_session_events ev = { safety_up, NULL, devices_down, NULL, NULL };
+
+    if (pauth_name_normalize(a->args[0], a->peer) < 0) {
+        fail(a, "invalid account name %s", a->args[0]);
+        return -1;
+    }
+    if (!strcmp(a->peer, a->home.id.username)) {
+        fail(a, "a safety number is between you and someone else");
+        return -1;
+    }
+    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
         return -1;
     start_deadline(a, a->timeout_s);
     return 0;
@@ -757,7 +1070,8 @@ static int parse_args(app *a, int argc, char **argv)
     a->nargs = npos - 1;
     for (int i = 1; i < npos && i <= 2; i++)
         a->args[i - 1] = pos[i];
-    if (!strcmp(a->cmd, "register") || !strcmp(a->cmd, "devices")) {
+    if (!strcmp(a->cmd, "register") || !strcmp(a->cmd, "devices") ||
+        !strcmp(a->cmd, "safety-number")) {
         if (a->nargs != 1)
             return usage_error("%s wants one NAME", a->cmd);
     } else if (!strcmp(a->cmd, "send")) {
@@ -834,6 +1148,8 @@ static int setup(app *a)
         return cmd_send(a);
     if (!strcmp(a->cmd, "recv"))
         return cmd_recv(a);
+    if (!strcmp(a->cmd, "safety-number"))
+        return cmd_safety(a);
     return cmd_devices(a);
 }
 
@@ -843,6 +1159,8 @@ static void teardown(app *a)
     pc_recv_free(a->recv);
     pc_session_free(a->sess);
     pc_conn_free(a->conn);
+    /* after the session: its conn answered the upload callback (or failed it) first */
+    pc_upkeep_free(a->upkeep);
     if (a->ctx)
         pc_ctx_free(a->ctx);
     uv_close((uv_handle_t *)&a->deadline, NULL);
@@ -853,6 +1171,9 @@ static void teardown(app *a)
         fprintf(stderr, "parley: warning: event loop still had handles at exit\n");
     if (a->seen_init)
         pc_seen_free(&a->seen);
+    if (a->own_devs)
+        parley__v1__device_list__free_unpacked(a->own_devs, NULL);
+    pc_vault_free(a->vault);
     pc_keys_wipe(&a->keys);
     if (a->home_open) {
         if (a->rc != 0 && !strcmp(a->cmd, "register"))

@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "box.h"
+#include <sodium.h>
+
+#include "clock.h"
+#include "plain.h"
 
 #define LOOKUP_RETRY_MS 500
 
@@ -18,11 +21,14 @@ typedef struct sender {
     char *name;
     size_t n;
     uint32_t ids[PARLEY_MAX_DEVICES_PER_ACCOUNT];
-    uint8_t keys[PARLEY_MAX_DEVICES_PER_ACCOUNT][32];
+    uint32_t regs[PARLEY_MAX_DEVICES_PER_ACCOUNT];
+    uint8_t signing[PARLEY_MAX_DEVICES_PER_ACCOUNT][32];
+    uint8_t identity[PARLEY_MAX_DEVICES_PER_ACCOUNT][32];
 } sender;
 
 struct pc_recv {
     pc_session *s;
+    pc_vault *v;
     pc_seen *seen;
     pc_recv_events ev;
     void *ud;
@@ -71,12 +77,22 @@ static sender *find_sender(pc_recv *r, const char *name)
     return NULL;
 }
 
-static const uint8_t *find_key(const sender *s, uint32_t device)
+/* The server's entry of the device (keys pointing into s), or 0 when s does not list it. */
+static int find_dev(const sender *s, uint32_t device, Parley__V1__DeviceInfo *out)
 {
-    for (size_t i = 0; s && i < s->n; i++)
-        if (s->ids[i] == device)
-            return s->keys[i];
-    return NULL;
+    for (size_t i = 0; s && i < s->n; i++) {
+        if (s->ids[i] != device)
+            continue;
+        parley__v1__device_info__init(out);
+        out->device_id = device;
+        out->registration_id = s->regs[i];
+        out->signing_key.data = (uint8_t *)s->signing[i];
+        out->signing_key.len = 32;
+        out->identity_key.data = (uint8_t *)s->identity[i];
+        out->identity_key.len = 32;
+        return 1;
+    }
+    return 0;
 }
 
 static void flush_cb(uv_timer_t *t);
@@ -123,9 +139,18 @@ static void send_acks(pc_recv *r)
 {
     pc_conn *c = pc_session_conn(r->s);
     size_t off = 0;
+    pc_status st0;
 
     if (!r->n_acks || !c)
         return;
+    /* what was decrypted moved the ratchets and may have used a one-time prekey: that state
+     * is on disk before the server forgets the envelopes */
+    if (pc_vault_save(r->v, &st0) < 0) {
+        if (r->ev.on_save_failed)
+            r->ev.on_save_failed(r, &st0, r->ud);
+        schedule_flush(r, LOOKUP_RETRY_MS);
+        return;
+    }
     if (r->ev.on_persist)
         r->ev.on_persist(r, r->ud);
     while (off < r->n_acks) {
@@ -179,10 +204,12 @@ static int store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceLi
     s->n = 0;
     for (size_t i = 0; dl && i < dl->n_devices && s->n < PARLEY_MAX_DEVICES_PER_ACCOUNT; i++) {
         const Parley__V1__DeviceInfo *d = dl->devices[i];
-        if (d->identity_key.len != 32)
+        if (d->identity_key.len != 32 || d->signing_key.len != 32)
             continue;
         s->ids[s->n] = d->device_id;
-        memcpy(s->keys[s->n], d->identity_key.data, 32);
+        s->regs[s->n] = d->registration_id;
+        memcpy(s->signing[s->n], d->signing_key.data, 32);
+        memcpy(s->identity[s->n], d->identity_key.data, 32);
         s->n++;
     }
     return 0;
@@ -243,23 +270,26 @@ static void bad(pc_recv *r, rx_env *x, const pc_status *why)
     add_ack(r, x->e->id);
 }
 
-static void deliver(pc_recv *r, rx_env *x, const uint8_t *key)
+static void deliver(pc_recv *r, rx_env *x, const Parley__V1__DeviceInfo *dev)
 {
-    const pc_identity *me = pc_session_identity(r->s);
     const Parley__V1__Envelope *e = x->e;
     uint8_t *pt = NULL;
     size_t pt_len = 0;
-    pc_box_text t;
+    int changed = 0;
+    pc_plain t;
     pc_message m;
     pc_status st;
 
-    if (pc_box_open(e->content.data, e->content.len, key, me->keys.identity_sk, &pt, &pt_len,
-                    &st) < 0 ||
-        pc_box_parse_text(pt, pt_len, &t, &st) < 0) {
+    if (pc_vault_decrypt(r->v, e->sender, dev, e->content.data, e->content.len,
+                         pclock_wall_ms(), &pt, &pt_len, &changed, &st) < 0 ||
+        pc_plain_parse(pt, pt_len, &t, &st) < 0) {
+        if (pt)
+            sodium_memzero(pt, pt_len);
         free(pt);
         bad(r, x, &st);
         return;
     }
+    memset(&m, 0, sizeof m);
     m.sender = e->sender;
     m.sender_device = e->sender_device;
     m.id = e->id;
@@ -268,19 +298,49 @@ static void deliver(pc_recv *r, rx_env *x, const uint8_t *key)
     m.text = t.text;
     m.text_len = t.text_len;
     m.urgent = e->urgent;
+    m.key_changed = changed;
+    /* a transcript counts only from the own account (anyone else could claim to have sent
+     * something "as" this account otherwise) */
+    if (t.kind == PC_PLAIN_KIND_SENT) {
+        if (strcmp(e->sender, pc_session_identity(r->s)->username)) {
+            sodium_memzero(pt, pt_len);
+            free(pt);
+            pc_status_set(&st, PC_ERR_CRYPTO, "a sent transcript from another account");
+            bad(r, x, &st);
+            return;
+        }
+        m.sent_to = t.sent_to;
+        m.sent_to_len = t.sent_to_len;
+    }
     if (r->ev.on_message)
         r->ev.on_message(r, &m, r->ud);
+    sodium_memzero(pt, pt_len);
     free(pt);
     if (r->seen)
         pc_seen_add(r->seen, e->id);
     add_ack(r, e->id);
 }
 
+/* 1 when x is a prekey message whose keys are not those the cached list has for its device:
+ * the list may be older than a reinstall, so it is fetched again first. */
+static int keys_outdated(const rx_env *x, const Parley__V1__DeviceInfo *dev)
+{
+    pc_e2s_peek_info pk;
+    pc_status st;
+
+    if (pc_e2s_peek(x->e->content.data, x->e->content.len, &pk, &st) != 0 || !pk.is_prekey)
+        return 0;
+    return memcmp(pk.signing_pk, dev->signing_key.data, 32) ||
+           memcmp(pk.identity_pk, dev->identity_key.data, 32) ||
+           pk.registration_id != dev->registration_id;
+}
+
 static void process(pc_recv *r)
 {
     while (!r->paused && !r->lookup_pending && r->head && !r->freed) {
         rx_env *x = r->head;
-        const uint8_t *key;
+        Parley__V1__DeviceInfo dev;
+        int known;
         pc_status st;
 
         if (r->seen && pc_seen_has(r->seen, x->e->id)) {
@@ -288,19 +348,19 @@ static void process(pc_recv *r)
             env_free(pop(r));
             continue;
         }
-        key = find_key(find_sender(r, x->e->sender), x->e->sender_device);
-        if (!key && !x->looked_up) {
+        known = find_dev(find_sender(r, x->e->sender), x->e->sender_device, &dev);
+        if ((!known || keys_outdated(x, &dev)) && !x->looked_up) {
             /* on failure we are not connected: session_up resumes */
             start_lookup(r, x);
             return;
         }
         pop(r);
-        if (!key) {
+        if (!known) {
             pc_status_set(&st, PC_ERR_CRYPTO, "sender %s has no device %u", x->e->sender,
                           x->e->sender_device);
             bad(r, x, &st);
         } else {
-            deliver(r, x, key);
+            deliver(r, x, &dev);
         }
         env_free(x);
     }
@@ -362,8 +422,8 @@ int pc_recv_idle(const pc_recv *r)
     return r->n_acks == 0 && r->acks_inflight == 0;
 }
 
-pc_recv *pc_recv_new(pc_session *s, pc_seen *seen, const pc_recv_events *ev, void *ud,
-                     pc_status *st)
+pc_recv *pc_recv_new(pc_session *s, pc_vault *v, pc_seen *seen, const pc_recv_events *ev,
+                     void *ud, pc_status *st)
 {
     pc_recv *r = calloc(1, sizeof *r);
 
@@ -372,6 +432,7 @@ pc_recv *pc_recv_new(pc_session *s, pc_seen *seen, const pc_recv_events *ev, voi
         return NULL;
     }
     r->s = s;
+    r->v = v;
     r->seen = seen;
     if (ev)
         r->ev = *ev;

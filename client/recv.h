@@ -1,15 +1,18 @@
 /* recv.h: receiving on a pc_session: envelopes are handled strictly in arrival order; each
- * one's sender device key is looked up (GetDevices(sender), cached for the recv's life and
- * refetched once when a device is not in the cached list), the envelope is opened (box.h) and
- * handed over, then acknowledged. Envelopes already seen (pc_seen) are acked without being
- * handed over again; envelopes that fail to open are reported and acked, never handed over.
- * Acks are batched per loop turn; before each batch goes out the owner persists the seen set
- * (on_persist), so a crash cannot make an acked envelope look new. */
+ * one's sender device is looked up (GetDevices(sender), cached for the recv's life and
+ * refetched once when a device is not in the cached list or a prekey message carries other
+ * keys, as after a reinstall), the envelope is decrypted (vault.h: the Double Ratchet, or X3DH
+ * first for a prekey message) and handed over, then acknowledged. Envelopes already seen
+ * (pc_seen) are acked without being handed over again; envelopes that fail to decrypt are
+ * reported and acked, never handed over. Acks are batched per loop turn; before each batch
+ * goes out the vault is saved and the owner persists the seen set (on_persist), so a crash
+ * cannot lose a ratchet step or make an acked envelope look new. */
 #ifndef PC_RECV_H
 #define PC_RECV_H
 
 #include "seen.h"
 #include "session.h"
+#include "vault.h"
 
 typedef struct pc_recv pc_recv;
 
@@ -22,6 +25,12 @@ typedef struct {
     const char *text;      /* not NUL-terminated; may hold any bytes */
     size_t text_len;
     int urgent;
+    /* a sent transcript: this account (another of its devices) sent text to this account;
+     * not NUL-terminated. NULL for a message to this account. */
+    const char *sent_to;
+    size_t sent_to_len;
+    int key_changed;       /* the sending device's keys differ from those pinned before: the
+                              safety number changed */
 } pc_message;
 
 typedef struct {
@@ -33,12 +42,14 @@ typedef struct {
     void (*on_persist)(pc_recv *r, void *ud);
     /* An Ack was answered (or lost with the connection): check pc_recv_idle. Optional. */
     void (*on_acked)(pc_recv *r, void *ud);
+    /* The vault could not be saved: acks wait and are tried again. Optional. */
+    void (*on_save_failed)(pc_recv *r, const pc_status *why, void *ud);
 } pc_recv_events;
 
-/* s and seen (may be NULL: no duplicate dropping) are borrowed. The owner forwards s's events:
+/* s, v and seen (may be NULL: no duplicate dropping) are borrowed. The owner forwards s's events:
  * envelope pushes to pc_recv_envelope, on_up/on_down to the two functions below. */
-pc_recv *pc_recv_new(pc_session *s, pc_seen *seen, const pc_recv_events *ev, void *ud,
-                     pc_status *st);
+pc_recv *pc_recv_new(pc_session *s, pc_vault *v, pc_seen *seen, const pc_recv_events *ev,
+                     void *ud, pc_status *st);
 void pc_recv_envelope(pc_recv *r, const Parley__V1__Envelope *e);
 void pc_recv_session_up(pc_recv *r);
 /* Forgets queued envelopes and unsent acks: the server redelivers them after a reconnect. */

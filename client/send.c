@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "auth.h"
-#include "box.h"
 #include "clock.h"
+#include "plain.h"
 
 #define RETRY_FIRST_MS 200
 #define RETRY_MAX_MS 2000
@@ -21,12 +21,10 @@ void pc_send_msg_clear(pc_send_msg *m)
     memset(m, 0, sizeof *m);
 }
 
-int pc_send_msg_build(pc_send_msg *m, const pc_identity *from, const char *recipient,
-                      const Parley__V1__DeviceList *devs, const char *text, size_t len,
-                      uint64_t client_id, pc_status *st)
+int pc_send_msg_build(pc_send_msg *m, pc_vault *v, const char *recipient,
+                      const Parley__V1__DeviceList *devs, uint32_t skip_device,
+                      const uint8_t *pt, size_t pt_len, uint64_t client_id, pc_status *st)
 {
-    int to_self = !strcmp(recipient, from->username);
-    uint64_t now = pclock_wall_ms();
     size_t n = 0;
 
     memset(m, 0, sizeof *m);
@@ -35,23 +33,18 @@ int pc_send_msg_build(pc_send_msg *m, const pc_identity *from, const char *recip
     for (size_t i = 0; i < devs->n_devices; i++) {
         const Parley__V1__DeviceInfo *d = devs->devices[i];
         Parley__V1__OutEnvelope *e = &m->env[n];
-        if (to_self && d->device_id == from->device_id)
+        if (d->device_id == skip_device)
             continue;
         if (n == PARLEY_MAX_ENVELOPES_PER_SEND) {
             pc_send_msg_clear(m);
             return pc_status_set(st, PC_ERR_PROTO, "account %s has more than %d devices",
                                  recipient, PARLEY_MAX_ENVELOPES_PER_SEND);
         }
-        if (d->identity_key.len != 32) {
-            pc_send_msg_clear(m);
-            return pc_status_set(st, PC_ERR_PROTO, "device %u of %s has a malformed key",
-                                 d->device_id, recipient);
-        }
         parley__v1__out_envelope__init(e);
         e->device_id = d->device_id;
         e->registration_id = d->registration_id;
-        if (pc_box_seal_text(text, len, now, d->identity_key.data, from->keys.identity_sk,
-                             &e->content.data, &e->content.len, st) < 0) {
+        if (pc_vault_encrypt(v, recipient, d->device_id, pt, pt_len, &e->content.data,
+                             &e->content.len, st) < 0) {
             pc_send_msg_clear(m);
             return -1;
         }
@@ -60,10 +53,8 @@ int pc_send_msg_build(pc_send_msg *m, const pc_identity *from, const char *recip
     }
     if (n == 0) {
         pc_send_msg_clear(m);
-        if (to_self)
-            return pc_status_set(st, PC_ERR_LOCAL, "account %s has no other device to send to",
-                                 recipient);
-        return pc_status_set(st, PC_ERR_PROTO, "account %s has no devices", recipient);
+        return pc_status_set(st, PC_ERR_PROTO, "account %s has no device to send to",
+                             recipient);
     }
     m->send.client_id = client_id;
     m->send.recipient = m->recipient;
@@ -107,10 +98,14 @@ void pc_send_describe_mismatch(const Parley__V1__DeviceMismatch *m, char *out, s
 
 /* ---- the logical send ----------------------------------------------------------------- */
 
-enum { W_UP, W_DEVICES, W_SEND, W_RETRY, W_DONE };
+/* Two phases: the message to the recipient's devices, then (when the recipient is another
+ * account) a sent transcript to the sender's own other devices. Each phase: GetDevices, bundles
+ * for devices without a session, encrypt, save the vault, Send until accepted. */
+enum { W_UP, W_DEVICES, W_BUNDLES, W_SEND, W_RETRY, W_DONE };
 
 struct pc_sendop {
     pc_session *s;
+    pc_vault *v;
     char recipient[PARLEY_NAME_MAX + 1];
     char *text;
     size_t len;
@@ -119,19 +114,52 @@ struct pc_sendop {
     pc_send_cb cb;
     void *ud;
     int state;
+    int phase;            /* 0: to the recipient, 1: the transcript to own other devices */
     int have_msg;
     int mismatch_retries;
+    int key_changed;
+    int fetching;         /* a prekey fetch waits for its callback (which always comes) */
+    int freed;            /* pc_sendop_free came while fetching: the callback frees */
     pc_send_msg msg;
+    Parley__V1__DeviceList *devs; /* the phase's device list, owned (unpacked copy) */
     unsigned retry_ms;
     pc_status last;       /* the most recent reason we had to wait or retry */
     uv_timer_t retry_timer, deadline_timer;
     int timers_open;
     pc_conn *req_conn;    /* where our request waits for its answer, if one does */
+    size_t n_stored;      /* phase 0's answer */
+    int duplicate;
+    size_t sync_copies;
     uint32_t dev_ids[PARLEY_MAX_ENVELOPES_PER_SEND];
     uint64_t env_ids[PARLEY_MAX_ENVELOPES_PER_SEND];
 };
 
 static void step(pc_sendop *op);
+
+static const char *target(const pc_sendop *op)
+{
+    return op->phase ? pc_session_identity(op->s)->username : op->recipient;
+}
+
+static int to_self(const pc_sendop *op)
+{
+    return !strcmp(target(op), pc_session_identity(op->s)->username);
+}
+
+/* The transcript's client id: derived from the message's, so a resend of the message resends
+ * the same transcript. */
+static uint64_t sync_client_id(uint64_t client_id)
+{
+    uint8_t in[13] = { 's', 'e', 'n', 't', '-' }, h[8];
+    uint64_t id = 0;
+
+    for (int i = 0; i < 8; i++)
+        in[5 + i] = (uint8_t)(client_id >> (56 - 8 * i));
+    crypto_generichash(h, sizeof h, in, sizeof in, NULL, 0);
+    for (int i = 0; i < 8; i++)
+        id = id << 8 | h[i];
+    return id ? id : 1;
+}
 
 static void finish(pc_sendop *op, const pc_status *st, const pc_send_result *res)
 {
@@ -140,6 +168,33 @@ static void finish(pc_sendop *op, const pc_status *st, const pc_send_result *res
     uv_timer_stop(&op->deadline_timer);
     /* last: the callback may free op */
     op->cb(op, st, res, op->ud);
+}
+
+/* The message reached the recipient; a failure of the transcript is reported with it. */
+static void finish_sent(pc_sendop *op, const pc_status *sync_error)
+{
+    pc_send_result res;
+    pc_status ok;
+
+    res.recipient = op->recipient;
+    res.count = op->n_stored;
+    res.device_ids = op->dev_ids;
+    res.envelope_ids = op->env_ids;
+    res.duplicate = op->duplicate;
+    res.sync_copies = op->sync_copies;
+    res.sync_error = sync_error;
+    res.key_changed = op->key_changed;
+    pc_status_ok(&ok);
+    finish(op, &ok, &res);
+}
+
+/* A failure: of the whole send in phase 0, of the transcript only in phase 1. */
+static void fail(pc_sendop *op, const pc_status *st)
+{
+    if (op->phase == 1)
+        finish_sent(op, st);
+    else
+        finish(op, st, NULL);
 }
 
 static void retry_cb(uv_timer_t *t)
@@ -168,6 +223,24 @@ static int retryable(int code)
            code == PARLEY__V1__ERROR_CODE__RATE_LIMITED;
 }
 
+static void forget_devices(pc_sendop *op)
+{
+    if (op->devs)
+        parley__v1__device_list__free_unpacked(op->devs, NULL);
+    op->devs = NULL;
+}
+
+static void next_phase(pc_sendop *op)
+{
+    pc_send_msg_clear(&op->msg);
+    op->have_msg = 0;
+    forget_devices(op);
+    op->phase = 1;
+    op->mismatch_retries = 0;
+    op->retry_ms = RETRY_FIRST_MS;
+    step(op);
+}
+
 static void on_send_response(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                              void *ud)
 {
@@ -187,31 +260,34 @@ static void on_send_response(pc_conn *c, const Parley__V1__ServerFrame *f, const
     }
     if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT && f->send_result) {
         const Parley__V1__SendResult *sr = f->send_result;
-        pc_send_result res;
         size_t n = sr->n_stored;
         if (n != op->msg.send.n_envelopes) {
             pc_status_set(&r, PC_ERR_PROTO, "server stored %zu envelopes of %zu", n,
                           op->msg.send.n_envelopes);
-            finish(op, &r, NULL);
+            fail(op, &r);
+            return;
+        }
+        if (op->phase == 1) {
+            op->sync_copies = n;
+            finish_sent(op, NULL);
             return;
         }
         for (size_t i = 0; i < n; i++) {
             op->dev_ids[i] = sr->stored[i]->device_id;
             op->env_ids[i] = sr->stored[i]->envelope_id;
         }
-        res.recipient = op->recipient;
-        res.count = n;
-        res.device_ids = op->dev_ids;
-        res.envelope_ids = op->env_ids;
-        res.duplicate = sr->duplicate;
-        pc_status_ok(&r);
-        finish(op, &r, &res);
+        op->n_stored = n;
+        op->duplicate = sr->duplicate;
+        if (to_self(op))
+            finish_sent(op, NULL);
+        else
+            next_phase(op);
         return;
     }
     if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_ERROR || !f->error) {
         pc_status_set(&r, PC_ERR_PROTO, "unexpected answer to Send (frame %d)",
                       (int)f->body_case);
-        finish(op, &r, NULL);
+        fail(op, &r);
         return;
     }
     e = f->error;
@@ -219,33 +295,39 @@ static void on_send_response(pc_conn *c, const Parley__V1__ServerFrame *f, const
     if (e->code == PARLEY__V1__ERROR_CODE__DEVICE_MISMATCH) {
         char what[PC_STATUS_MSG_MAX / 2];
         pc_send_describe_mismatch(e->mismatch, what, sizeof what);
-        if (op->mismatch_retries++ == 0) {
-            /* our device list was outdated: refetch it and encrypt again */
+        if (op->mismatch_retries++ < PC_SEND_MISMATCH_RETRIES) {
+            /* our device list or sessions were outdated: sessions with stale (reinstalled)
+             * and extra (removed) devices go, then devices, bundles and encryption again */
+            for (size_t i = 0; e->mismatch && i < e->mismatch->n_stale; i++)
+                pc_vault_drop(op->v, target(op), e->mismatch->stale[i]);
+            for (size_t i = 0; e->mismatch && i < e->mismatch->n_extra; i++)
+                pc_vault_drop(op->v, target(op), e->mismatch->extra[i]);
             op->last = r;
             pc_send_msg_clear(&op->msg);
             op->have_msg = 0;
+            forget_devices(op);
             step(op);
             return;
         }
-        pc_status_set(&r, PC_ERR_SERVER, "device list of %s keeps changing: %s", op->recipient,
+        pc_status_set(&r, PC_ERR_SERVER, "device list of %s keeps changing: %s", target(op),
                       what[0] ? what : "no details");
         r.server_code = e->code;
-        finish(op, &r, NULL);
+        fail(op, &r);
         return;
     }
     if (e->code == PARLEY__V1__ERROR_CODE__QUEUE_FULL) {
         char ids[PC_STATUS_MSG_MAX / 2];
         put_ids(ids, sizeof ids, 0, "devices", e->full_devices, e->n_full_devices);
-        pc_status_set(&r, PC_ERR_SERVER, "queue full for %s (%s)", op->recipient, ids);
+        pc_status_set(&r, PC_ERR_SERVER, "queue full for %s (%s)", target(op), ids);
         r.server_code = e->code;
-        finish(op, &r, NULL);
+        fail(op, &r);
         return;
     }
     if (retryable(e->code)) {
         retry_later(op, &r);
         return;
     }
-    finish(op, &r, NULL);
+    fail(op, &r);
 }
 
 static void send_now(pc_sendop *op, pc_conn *c)
@@ -264,14 +346,98 @@ static void send_now(pc_sendop *op, pc_conn *c)
             op->last = st;
             return;
         }
-        finish(op, &st, NULL);
+        fail(op, &st);
     }
+}
+
+/* Every addressed device has a session: encrypt, save, send. */
+static void build_and_send(pc_sendop *op, pc_conn *c)
+{
+    const pc_identity *me = pc_session_identity(op->s);
+    uint32_t skip = to_self(op) ? me->device_id : 0;
+    uint64_t id = op->phase ? sync_client_id(op->client_id) : op->client_id;
+    uint8_t *pt;
+    size_t pt_len;
+    pc_status r;
+    int rc;
+
+    if (op->phase == 1) {
+        size_t others = 0;
+        for (size_t i = 0; i < op->devs->n_devices; i++)
+            others += op->devs->devices[i]->device_id != me->device_id;
+        if (!others) {
+            finish_sent(op, NULL); /* no other own device to tell */
+            return;
+        }
+    }
+    if (pc_plain_build(op->text, op->len, pclock_wall_ms(), op->phase ? op->recipient : NULL,
+                       &pt, &pt_len, &r) < 0) {
+        fail(op, &r);
+        return;
+    }
+    rc = pc_send_msg_build(&op->msg, op->v, target(op), op->devs, skip, pt, pt_len, id, &r);
+    sodium_memzero(pt, pt_len);
+    free(pt);
+    /* the ratchets moved: saved before anything leaves, so a crash cannot reuse a key */
+    if (rc < 0 || pc_vault_save(op->v, &r) < 0) {
+        pc_send_msg_clear(&op->msg);
+        fail(op, &r);
+        return;
+    }
+    op->have_msg = 1;
+    send_now(op, c);
+}
+
+static void on_bundles(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, void *ud)
+{
+    pc_sendop *op = ud;
+    pc_conn *now = pc_session_conn(op->s);
+    pc_status r;
+
+    (void)c;
+    op->fetching = 0;
+    if (op->freed) {
+        pc_prekey_bundles_free(b);
+        pc_sendop_free(op);
+        return;
+    }
+    if (op->state != W_BUNDLES) {
+        pc_prekey_bundles_free(b);
+        return;
+    }
+    if (!b) {
+        if (st->kind == PC_ERR_NET) {
+            op->last = *st;
+            op->state = W_UP;
+        } else if (st->kind == PC_ERR_SERVER && retryable(st->server_code)) {
+            retry_later(op, st);
+        } else {
+            fail(op, st);
+        }
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        if (pc_vault_add_bundle(op->v, target(op), &b->bundles[i], &op->key_changed, &r) < 0) {
+            pc_prekey_bundles_free(b);
+            fail(op, &r);
+            return;
+        }
+    }
+    pc_prekey_bundles_free(b);
+    /* a device that vanished meanwhile has no session: the Send then names it extra */
+    if (!now) {
+        op->state = W_UP;
+        return;
+    }
+    build_and_send(op, now);
 }
 
 static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                        void *ud)
 {
     pc_sendop *op = ud;
+    uint32_t need[PARLEY_MAX_DEVICES_PER_ACCOUNT];
+    size_t n_need = 0;
     pc_status r;
 
     op->req_conn = NULL;
@@ -285,27 +451,48 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
     if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
         pc_status_from_error(&r, f->error);
         if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT)
-            pc_status_set(&r, PC_ERR_SERVER, "unknown account %s", op->recipient),
+            pc_status_set(&r, PC_ERR_SERVER, "unknown account %s", target(op)),
                 r.server_code = PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT;
         if (retryable(f->error->code))
             retry_later(op, &r);
         else
-            finish(op, &r, NULL);
+            fail(op, &r);
         return;
     }
     if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices) {
         pc_status_set(&r, PC_ERR_PROTO, "unexpected answer to GetDevices (frame %d)",
                       (int)f->body_case);
-        finish(op, &r, NULL);
+        fail(op, &r);
         return;
     }
-    if (pc_send_msg_build(&op->msg, pc_session_identity(op->s), op->recipient, f->devices,
-                          op->text, op->len, op->client_id, &r) < 0) {
-        finish(op, &r, NULL);
+    forget_devices(op);
+    /* a copy: the frame is gone once this returns, the list is needed after the bundles */
+    if (!(op->devs = pc_device_list_copy(f->devices))) {
+        pc_status_set(&r, PC_ERR_LOCAL, "out of memory");
+        fail(op, &r);
         return;
     }
-    op->have_msg = 1;
-    send_now(op, c);
+    if (pc_vault_plan(op->v, target(op), op->devs,
+                      to_self(op) ? pc_session_identity(op->s)->device_id : 0, need, &n_need,
+                      &r) < 0) {
+        fail(op, &r);
+        return;
+    }
+    if (!n_need) {
+        build_and_send(op, c);
+        return;
+    }
+    op->state = W_BUNDLES;
+    if (pc_prekeys_fetch(c, target(op), need, n_need, on_bundles, op, &r) < 0) {
+        if (r.kind == PC_ERR_NET) {
+            op->state = W_UP;
+            op->last = r;
+            return;
+        }
+        fail(op, &r);
+        return;
+    }
+    op->fetching = 1;
 }
 
 static void step(pc_sendop *op)
@@ -322,7 +509,7 @@ static void step(pc_sendop *op)
         return;
     }
     op->state = W_DEVICES;
-    if (pc_get_devices(c, op->recipient, on_devices, op, &st) == 0) {
+    if (pc_get_devices(c, target(op), on_devices, op, &st) == 0) {
         op->req_conn = c;
     } else {
         if (st.kind == PC_ERR_NET) {
@@ -330,7 +517,7 @@ static void step(pc_sendop *op)
             op->last = st;
             return;
         }
-        finish(op, &st, NULL);
+        fail(op, &st);
     }
 }
 
@@ -350,20 +537,23 @@ static void deadline_cb(uv_timer_t *t)
                       op->last.kind != PC_OK ? " (last error: " : "",
                       op->last.kind != PC_OK ? op->last.msg : "",
                       op->last.kind != PC_OK ? ")" : "");
+        if (op->phase == 1)
+            pc_status_set(&r, PC_ERR_TIMEOUT, "the copy for your other devices was not accepted "
+                                              "in time");
     }
-    finish(op, &r, NULL);
+    fail(op, &r);
 }
 
-pc_sendop *pc_sendop_start(pc_session *s, const char *recipient, const char *text, size_t len,
-                           uint64_t client_id, uint64_t timeout_ms, pc_send_cb cb, void *ud,
-                           pc_status *st)
+pc_sendop *pc_sendop_start(pc_session *s, pc_vault *v, const char *recipient, const char *text,
+                           size_t len, uint64_t client_id, uint64_t timeout_ms, pc_send_cb cb,
+                           void *ud, pc_status *st)
 {
     pc_sendop *op;
     uv_loop_t *loop;
 
-    if (len > PC_BOX_TEXT_MAX) {
+    if (len > PC_PLAIN_TEXT_MAX) {
         pc_status_set(st, PC_ERR_LOCAL, "message of %zu bytes is over the %d byte limit", len,
-                      (int)PC_BOX_TEXT_MAX);
+                      (int)PC_PLAIN_TEXT_MAX);
         return NULL;
     }
     op = calloc(1, sizeof *op);
@@ -381,6 +571,7 @@ pc_sendop *pc_sendop_start(pc_session *s, const char *recipient, const char *tex
     memcpy(op->text, text, len);
     op->len = len;
     op->s = s;
+    op->v = v;
     if (!client_id)
         while (!(client_id = ((uint64_t)randombytes_random() << 32) | randombytes_random()))
             ;
@@ -412,7 +603,7 @@ void pc_sendop_session_down(pc_sendop *op, const pc_status *st)
     if (op->state == W_DONE)
         return;
     op->last = *st;
-    if (op->state == W_DEVICES || op->state == W_SEND)
+    if (op->state == W_DEVICES || op->state == W_SEND || op->state == W_BUNDLES)
         op->state = W_UP;
 }
 
@@ -427,6 +618,8 @@ static void timer_closed(uv_handle_t *h)
 
     if (--op->timers_open == 0) {
         pc_send_msg_clear(&op->msg);
+        forget_devices(op);
+        sodium_memzero(op->text, op->len);
         free(op->text);
         free(op);
     }
@@ -437,6 +630,12 @@ void pc_sendop_free(pc_sendop *op)
     if (!op)
         return;
     op->state = W_DONE;
+    uv_timer_stop(&op->retry_timer);
+    uv_timer_stop(&op->deadline_timer);
+    if (op->fetching) {
+        op->freed = 1; /* on_bundles comes back and frees */
+        return;
+    }
     if (op->req_conn)
         pc_conn_forget(op->req_conn, op);
     op->req_conn = NULL;

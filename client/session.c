@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "prekeys.h"
 #include "url.h"
 #include "wire.h"
 
@@ -262,8 +263,13 @@ static void sess_on_tap(pc_conn *c, const Parley__V1__ServerFrame *f, void *ud)
 static void sess_on_frame(pc_conn *c, const Parley__V1__ServerFrame *f, void *ud)
 {
     pc_session *s = ud;
+    uint32_t low;
 
     (void)c;
+    if (s->ev.on_prekeys_low && pc_prekeys_low_push(f, &low)) {
+        s->ev.on_prekeys_low(s, low, s->ud);
+        return;
+    }
     if (s->ev.on_push)
         s->ev.on_push(s, f, s->ud);
 }
@@ -430,4 +436,18 @@ const char *pc_session_url(const pc_session *s)
 pc_ctx *pc_session_ctx(const pc_session *s)
 {
     return s->ctx;
+}
+
+Parley__V1__DeviceList *pc_device_list_copy(const Parley__V1__DeviceList *dl)
+{
+    size_t len = parley__v1__device_list__get_packed_size(dl);
+    uint8_t *buf = malloc(len ? len : 1);
+    Parley__V1__DeviceList *copy = NULL;
+
+    if (buf) {
+        parley__v1__device_list__pack(dl, buf);
+        copy = parley__v1__device_list__unpack(NULL, len, buf);
+        free(buf);
+    }
+    return copy;
 }

@@ -29,6 +29,10 @@ typedef void (*pc_auth_cb)(pc_conn *c, const pc_status *st, const Parley__V1__Au
 /* id is borrowed until cb runs. */
 int pc_auth_start(pc_conn *c, const pc_identity *id, pc_auth_cb cb, void *ud, pc_status *st);
 
+/* A deep copy of a DeviceList (kept past the frame it came in), or NULL when out of memory;
+ * the caller frees it with parley__v1__device_list__free_unpacked(copy, NULL). */
+Parley__V1__DeviceList *pc_device_list_copy(const Parley__V1__DeviceList *dl);
+
 /* GetDevices{account}; the response (DeviceList or Error) goes to cb. */
 int pc_get_devices(pc_conn *c, const char *account, pc_response_cb cb, void *ud,
                    pc_status *st);
@@ -47,6 +51,10 @@ typedef struct {
     void (*on_down)(pc_session *s, const pc_status *st, int retrying, void *ud);
     /* Optional: every frame received, before routing (test tools print them). */
     void (*on_tap)(pc_session *s, const Parley__V1__ServerFrame *f, void *ud);
+    /* Optional: the server's PrekeysLow push (prekeys.h): this device's one-time prekey pool
+     * on the server holds only one_time_count keys; upload more. When NULL, the push goes to
+     * on_push like any other. */
+    void (*on_prekeys_low)(pc_session *s, uint32_t one_time_count, void *ud);
 } pc_session_events;
 
 /* url and id are borrowed for the session's life. Returns NULL with st set on a bad URL. */

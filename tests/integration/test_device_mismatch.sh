@@ -49,10 +49,15 @@ expect_rc 0 probe 1 "${alice[@]}" --send-raw-envelopes bob "1:$bob_reg" --expect
 assert_eq $((before + 2)) "$(all_rows)" "envelopes after two correct sends"
 
 # bob gets a second device (as a later device-linking step would add it): a send to device 1
-# alone is now missing device 2, and the CLI, which fetches the device list, addresses both
+# alone is now missing device 2, and the CLI, which fetches the device list, addresses both.
+# Its keys are those of a real install (registered as bobtwo), so messages to it can be
+# encrypted once it has published prekeys.
+register bobtwo 1
 bob_id=$(psql_q "SELECT id FROM accounts WHERE username = 'bob'")
+two_id=$(psql_q "SELECT id FROM accounts WHERE username = 'bobtwo'")
 psql_q "INSERT INTO devices (account_id, device_id, registration_id, signing_key, identity_key)
-        VALUES ($bob_id, 2, 4242, decode('$(hex_random 32)', 'hex'), decode('$(hex_random 32)', 'hex'))" >/dev/null
+        SELECT $bob_id, 2, registration_id, signing_key, identity_key FROM devices
+         WHERE account_id = $two_id AND device_id = 1" >/dev/null
 expect_rc 0 cli alice devices bob
 assert_eq "$(printf '1\n2')" "$OUT" "bob's devices"
 
@@ -61,6 +66,14 @@ expect_rc 0 probe 1 "${alice[@]}" --send-raw-envelopes bob "1:$bob_reg" --expect
 assert_contains "$(mismatch_line)" " missing=2 extra= stale=" "mismatch lists"
 assert_eq "$before" "$(all_rows)" "envelopes after a send missing a device"
 
+# a device without prekeys cannot be written to: a clear error, nothing queued
+expect_rc 1 cli alice send bob "to both devices"
+assert_contains "$ERR" "device 2 of bob has not published its prekeys yet" "send to a device without prekeys"
+assert_eq "$before" "$(all_rows)" "envelopes after a send to a device without prekeys"
+
+psql_q "INSERT INTO device_prekeys (account_id, device_id, spk_id, spk_public, spk_signature, spk_at)
+        SELECT $bob_id, 2, spk_id, spk_public, spk_signature, spk_at FROM device_prekeys
+         WHERE account_id = $two_id AND device_id = 1" >/dev/null
 expect_rc 0 cli alice send bob "to both devices"
 assert_match "$OUT" $'^bob\t1\t[0-9]+\nbob\t2\t[0-9]+$' "send output for two devices"
 assert_eq $((before + 2)) "$(all_rows)" "envelopes after a send to both devices"

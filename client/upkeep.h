@@ -1,0 +1,29 @@
+/* upkeep.h: keeps this device's prekeys published. At every login (AuthOk says what the
+ * server holds) and on a PrekeysLow push it uploads what is missing: the signed prekey when the
+ * server has none or another one, a new signed prekey when the current one is due for rotation
+ * (PC_PKS_SPK_ROTATE_MS), and a batch of PC_PKS_OPK_BATCH one-time prekeys when fewer than
+ * PC_PKS_OPK_LOW_WATER are left. New secrets are saved in the home folder before the upload
+ * goes out, so the server never hands out a key whose secret a crash lost. The first upload of
+ * an install replaces whatever one-time prekeys an earlier install left on the server. */
+#ifndef PC_UPKEEP_H
+#define PC_UPKEEP_H
+
+#include "session.h"
+#include "vault.h"
+
+typedef struct pc_upkeep pc_upkeep;
+
+/* An upload finished (st PC_OK) or failed; also called with PC_OK when nothing was due. */
+typedef void (*pc_upkeep_cb)(pc_upkeep *u, const pc_status *st, void *ud);
+
+/* s and v are borrowed for u's life; cb may be NULL. */
+pc_upkeep *pc_upkeep_new(pc_session *s, pc_vault *v, pc_upkeep_cb cb, void *ud);
+void pc_upkeep_free(pc_upkeep *u);
+/* From the session's on_up. */
+void pc_upkeep_session_up(pc_upkeep *u, const Parley__V1__AuthOk *ok);
+/* From the session's on_prekeys_low. */
+void pc_upkeep_low(pc_upkeep *u, uint32_t one_time_count);
+/* 1 when no upload is in flight. */
+int pc_upkeep_idle(const pc_upkeep *u);
+
+#endif
