@@ -270,24 +270,30 @@ static void bad(pc_recv *r, rx_env *x, const pc_status *why)
     add_ack(r, x->e->id);
 }
 
-static void deliver(pc_recv *r, rx_env *x, const Parley__V1__DeviceInfo *dev)
+/* Decrypts x (still at the head) and hands it over or reports it. Returns 1 when x's prekey
+ * message carries keys other than dev's and the device list was not fetched again for it yet:
+ * x then stays queued while it is (the list may be older than a reinstall). */
+static int deliver(pc_recv *r, rx_env *x, const Parley__V1__DeviceInfo *dev)
 {
     const Parley__V1__Envelope *e = x->e;
     uint8_t *pt = NULL;
     size_t pt_len = 0;
-    int changed = 0;
+    int changed = 0, rc;
     pc_plain t;
     pc_message m;
     pc_status st;
 
-    if (pc_vault_decrypt(r->v, e->sender, dev, e->content.data, e->content.len,
-                         pclock_wall_ms(), &pt, &pt_len, &changed, &st) < 0 ||
-        pc_plain_parse(pt, pt_len, &t, &st) < 0) {
+    rc = pc_vault_decrypt(r->v, e->sender, dev, e->content.data, e->content.len,
+                          pclock_wall_ms(), &pt, &pt_len, &changed, &st);
+    if (rc == PC_VAULT_ERR_KEYS && !x->looked_up)
+        return 1;
+    pop(r);
+    if (rc != 0 || pc_plain_parse(pt, pt_len, &t, &st) < 0) {
         if (pt)
             sodium_memzero(pt, pt_len);
         free(pt);
         bad(r, x, &st);
-        return;
+        return 0;
     }
     memset(&m, 0, sizeof m);
     m.sender = e->sender;
@@ -307,7 +313,7 @@ static void deliver(pc_recv *r, rx_env *x, const Parley__V1__DeviceInfo *dev)
             free(pt);
             pc_status_set(&st, PC_ERR_CRYPTO, "a sent transcript from another account");
             bad(r, x, &st);
-            return;
+            return 0;
         }
         m.sent_to = t.sent_to;
         m.sent_to_len = t.sent_to_len;
@@ -319,20 +325,7 @@ static void deliver(pc_recv *r, rx_env *x, const Parley__V1__DeviceInfo *dev)
     if (r->seen)
         pc_seen_add(r->seen, e->id);
     add_ack(r, e->id);
-}
-
-/* 1 when x is a prekey message whose keys are not those the cached list has for its device:
- * the list may be older than a reinstall, so it is fetched again first. */
-static int keys_outdated(const rx_env *x, const Parley__V1__DeviceInfo *dev)
-{
-    pc_e2s_peek_info pk;
-    pc_status st;
-
-    if (pc_e2s_peek(x->e->content.data, x->e->content.len, &pk, &st) != 0 || !pk.is_prekey)
-        return 0;
-    return memcmp(pk.signing_pk, dev->signing_key.data, 32) ||
-           memcmp(pk.identity_pk, dev->identity_key.data, 32) ||
-           pk.registration_id != dev->registration_id;
+    return 0;
 }
 
 static void process(pc_recv *r)
@@ -340,7 +333,6 @@ static void process(pc_recv *r)
     while (!r->paused && !r->lookup_pending && r->head && !r->freed) {
         rx_env *x = r->head;
         Parley__V1__DeviceInfo dev;
-        int known;
         pc_status st;
 
         if (r->seen && pc_seen_has(r->seen, x->e->id)) {
@@ -348,19 +340,22 @@ static void process(pc_recv *r)
             env_free(pop(r));
             continue;
         }
-        known = find_dev(find_sender(r, x->e->sender), x->e->sender_device, &dev);
-        if ((!known || keys_outdated(x, &dev)) && !x->looked_up) {
-            /* on failure we are not connected: session_up resumes */
-            start_lookup(r, x);
-            return;
-        }
-        pop(r);
-        if (!known) {
+        if (!find_dev(find_sender(r, x->e->sender), x->e->sender_device, &dev)) {
+            if (!x->looked_up) {
+                /* on failure we are not connected: session_up resumes */
+                start_lookup(r, x);
+                return;
+            }
+            pop(r);
             pc_status_set(&st, PC_ERR_CRYPTO, "sender %s has no device %u", x->e->sender,
                           x->e->sender_device);
             bad(r, x, &st);
-        } else {
-            deliver(r, x, &dev);
+            env_free(x);
+            continue;
+        }
+        if (deliver(r, x, &dev)) {
+            start_lookup(r, x);
+            return;
         }
         env_free(x);
     }

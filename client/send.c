@@ -146,15 +146,22 @@ static int to_self(const pc_sendop *op)
     return !strcmp(target(op), pc_session_identity(op->s)->username);
 }
 
+/* The device a Send to the target leaves out: the sending one, on the own account. */
+static uint32_t own_skip(const pc_sendop *op)
+{
+    return to_self(op) ? pc_session_identity(op->s)->device_id : 0;
+}
+
 /* The transcript's client id: derived from the message's, so a resend of the message resends
  * the same transcript. */
 static uint64_t sync_client_id(uint64_t client_id)
 {
-    uint8_t in[13] = { 's', 'e', 'n', 't', '-' }, h[8];
+    uint8_t in[13] = { 's', 'e', 'n', 't', '-' }, h[crypto_generichash_BYTES_MIN];
     uint64_t id = 0;
 
     for (int i = 0; i < 8; i++)
         in[5 + i] = (uint8_t)(client_id >> (56 - 8 * i));
+    /* BLAKE2b-128 (libsodium's shortest); its first 8 bytes */
     crypto_generichash(h, sizeof h, in, sizeof in, NULL, 0);
     for (int i = 0; i < 8; i++)
         id = id << 8 | h[i];
@@ -354,7 +361,7 @@ static void send_now(pc_sendop *op, pc_conn *c)
 static void build_and_send(pc_sendop *op, pc_conn *c)
 {
     const pc_identity *me = pc_session_identity(op->s);
-    uint32_t skip = to_self(op) ? me->device_id : 0;
+    uint32_t skip = own_skip(op);
     uint64_t id = op->phase ? sync_client_id(op->client_id) : op->client_id;
     uint8_t *pt;
     size_t pt_len;
@@ -392,6 +399,8 @@ static void on_bundles(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, vo
 {
     pc_sendop *op = ud;
     pc_conn *now = pc_session_conn(op->s);
+    uint32_t need[PARLEY_MAX_DEVICES_PER_ACCOUNT];
+    size_t n_need = 0;
     pc_status r;
 
     (void)c;
@@ -424,9 +433,24 @@ static void on_bundles(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, vo
         }
     }
     pc_prekey_bundles_free(b);
-    /* a device that vanished meanwhile has no session: the Send then names it extra */
     if (!now) {
         op->state = W_UP;
+        return;
+    }
+    /* a device removed since GetDevices got no bundle: like a mismatch, start over */
+    if (pc_vault_plan(op->v, target(op), op->devs, own_skip(op), need, &n_need, &r) < 0) {
+        fail(op, &r);
+        return;
+    }
+    if (n_need) {
+        if (op->mismatch_retries++ < PC_SEND_MISMATCH_RETRIES) {
+            forget_devices(op);
+            step(op);
+            return;
+        }
+        pc_status_set(&r, PC_ERR_SERVER, "device %u of %s has no prekey bundle", need[0],
+                      target(op));
+        fail(op, &r);
         return;
     }
     build_and_send(op, now);
@@ -472,9 +496,7 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
         fail(op, &r);
         return;
     }
-    if (pc_vault_plan(op->v, target(op), op->devs,
-                      to_self(op) ? pc_session_identity(op->s)->device_id : 0, need, &n_need,
-                      &r) < 0) {
+    if (pc_vault_plan(op->v, target(op), op->devs, own_skip(op), need, &n_need, &r) < 0) {
         fail(op, &r);
         return;
     }

@@ -564,11 +564,12 @@ int pc_vault_decrypt(pc_vault *v, const char *account, const Parley__V1__DeviceI
     if (!key_ok(&dev->signing_key) || !key_ok(&dev->identity_key) ||
         memcmp(pk.signing_pk, dev->signing_key.data, 32) ||
         memcmp(pk.identity_pk, dev->identity_key.data, 32) ||
-        pk.registration_id != dev->registration_id)
-        return pc_status_set(st, PC_ERR_CRYPTO,
-                             "prekey message from device %u of %s does not carry the device's "
-                             "keys",
-                             dev->device_id, account);
+        pk.registration_id != dev->registration_id) {
+        pc_status_set(st, PC_ERR_CRYPTO,
+                      "prekey message from device %u of %s does not carry the device's keys",
+                      dev->device_id, account);
+        return PC_VAULT_ERR_KEYS;
+    }
     if (d && d->cur && pc_e2s_belongs(d->cur, &pk))
         return try_session(p, d, 0, msg, len, now_ms, pt, pt_len, st) == 0 ? 0 : -1;
     if (d && d->prev && pc_e2s_belongs(d->prev, &pk))

@@ -58,8 +58,11 @@ int pc_vault_encrypt(pc_vault *v, const char *account, uint32_t device_id, const
                      size_t len, uint8_t **out, size_t *out_len, pc_status *st);
 /* Decrypts a message from the device into a new buffer *pt (caller frees, wiping it). dev is
  * the server's entry for the sending device (keys, registration id): a prekey message must
- * carry exactly those keys. A prekey message that starts a new session replaces the current
- * one and consumes the one-time prekey it names. key_changed as for pc_vault_add_bundle. */
+ * carry exactly those keys, else PC_VAULT_ERR_KEYS (nothing changed; the entry may be older
+ * than a reinstall). A prekey message that starts a new session replaces the current one and
+ * consumes the one-time prekey it names. key_changed as for pc_vault_add_bundle. Returns 0,
+ * PC_VAULT_ERR_KEYS or -1. */
+#define PC_VAULT_ERR_KEYS (-2)
 int pc_vault_decrypt(pc_vault *v, const char *account, const Parley__V1__DeviceInfo *dev,
                      const uint8_t *msg, size_t len, uint64_t now_ms, uint8_t **pt,
                      size_t *pt_len, int *key_changed, pc_status *st);

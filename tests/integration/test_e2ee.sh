@@ -136,6 +136,15 @@ assert_eq "$(printf 'alice\t1\tcopied to my other device')" "$OUT" "carol reads 
 expect_rc 0 cli alice-2 recv --count 1 --timeout 20 --json
 assert_contains "$OUT" '"from":"alice","to":"carol","device":1' "transcript on alice's device 2"
 assert_contains "$OUT" '"text":"copied to my other device"' "transcript text"
+# a resend with the same client id queues neither the message nor its transcript again
+copies=$(queued alice 2)
+expect_rc 0 cli alice send carol "sent twice" --client-id 4242
+expect_rc 0 cli alice send carol "sent twice" --client-id 4242
+assert_eq $((copies + 1)) "$(queued alice 2)" "transcripts queued for a message sent twice"
+expect_rc 0 cli carol recv --count 1 --timeout 20
+assert_eq "$(printf 'alice\t1\tsent twice')" "$OUT" "carol reads the message sent twice once"
+expect_rc 0 cli alice-2 recv --count 1 --timeout 20
+assert_eq "$(printf 'alice->carol\t1\tsent twice')" "$OUT" "the transcript of the message sent twice"
 # writing to her own account reaches the other device as an ordinary message
 expect_rc 0 cli alice send alice "note to self"
 assert_match "$OUT" $'^alice\t2\t[0-9]+$' "send to own account"

@@ -269,7 +269,7 @@ static void test_reinstall_and_key_change(void **state)
                                       m.send.envelopes[0]->content.data,
                                       m.send.envelopes[0]->content.len, 5000, &pt, &pt_len,
                                       NULL, &st),
-                     -1);
+                     PC_VAULT_ERR_KEYS);
     assert_non_null(strstr(st.msg, "does not carry the device's keys"));
     pc_send_msg_clear(&m);
 
