@@ -588,11 +588,13 @@ static void recv_message(pc_recv *r, const pc_message *m, void *ud)
         print_json_string(m->text, m->text_len);
         printf("}\n");
     } else {
-        if (m->sent_to)
-            printf("%s->%.*s\t%u\t", m->sender, (int)m->sent_to_len, m->sent_to,
-                   (unsigned)m->sender_device);
-        else
-            printf("%s\t%u\t", m->sender, (unsigned)m->sender_device);
+        printf("%s", m->sender);
+        if (m->sent_to) {
+            /* the name comes out of a decrypted plaintext: escaped like the text */
+            printf("->");
+            print_text_escaped(m->sent_to, m->sent_to_len);
+        }
+        printf("\t%u\t", (unsigned)m->sender_device);
         print_text_escaped(m->text, m->text_len);
         putchar('\n');
     }

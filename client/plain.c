@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
+
 int pc_plain_build(const char *text, size_t len, uint64_t sent_ms, const char *sent_to,
                    uint8_t **out, size_t *out_len, pc_status *st)
 {
@@ -52,8 +54,13 @@ int pc_plain_parse(const uint8_t *pt, size_t len, pc_plain *out, pc_status *st)
         out->sent_ms = out->sent_ms << 8 | pt[2 + i];
     if (out->kind == PC_PLAIN_KIND_SENT) {
         size_t to_len = len > off ? pt[off] : 0;
+        char norm[PARLEY_NAME_MAX + 1];
         if (to_len == 0 || to_len > PARLEY_NAME_MAX || len - off - 1 < to_len)
             return pc_status_set(st, PC_ERR_CRYPTO, "malformed sent transcript");
+        /* the recipient must be an account name as the server writes them */
+        if (pauth_name_normalize_n((const char *)pt + off + 1, to_len, norm) < 0 ||
+            memcmp(norm, pt + off + 1, to_len))
+            return pc_status_set(st, PC_ERR_CRYPTO, "sent transcript names no valid account");
         out->sent_to = (const char *)pt + off + 1;
         out->sent_to_len = to_len;
         off += 1 + to_len;

@@ -273,6 +273,12 @@ static void test_reinstall_and_key_change(void **state)
     assert_non_null(strstr(st.msg, "does not carry the device's keys"));
     pc_send_msg_clear(&m);
 
+    /* a device list with a malformed key is refused */
+    bob2.info.identity_key.len = 31;
+    assert_int_equal(pc_vault_plan(alice.v, "bob", &bobs2, 0, need, &n, &st), -1);
+    assert_int_equal(st.kind, PC_ERR_PROTO);
+    bob2.info.identity_key.len = 32;
+
     /* a bundle whose signed prekey signature does not verify */
     b2.spk_sig[0] ^= 1;
     assert_int_equal(pc_vault_add_bundle(alice.v, "bob", &b2, NULL, &st), -1);
