@@ -202,4 +202,40 @@
 #define PARLEY_PREKEYS_TARGET_RATE_DEFAULT 120
 #define PARLEY_PREKEYS_RATE_MAX            1000000 /* config bound of both */
 
+/* Load-test harness (loadtest/, parley-loadtest; docs/BENCHMARKS.md). Not limits of the
+ * services: hard caps that keep one run of the load generator bounded in memory and time
+ * whatever its flags say (parsing refuses values above them), and the budgets it plans its
+ * connections with. The LT_ prefix is the harness's module prefix. */
+/* --server and --gateway-pid entries (a device keeps its server's index in 8 bits) */
+#define LT_SERVERS_MAX                  64
+/* --devices: every simulated device and its connection live in the one process */
+#define LT_DEVICES_MAX                  1000000
+/* --seconds, --grace, --connect-timeout, --offline-seconds, and a burst's --messages / --rate:
+ * a run ends by itself (--register-timeout may take up to four times this) */
+#define LT_SECONDS_MAX                  3600
+#define LT_RATE_MAX                     1000000      /* --rate: Send frames/s, all senders */
+/* --messages of a burst (the accounting keeps two bits per message sent) */
+#define LT_MESSAGES_MAX                 10000000
+/* --sources: loopback source addresses, each tried with a bind() at start (a device keeps its
+ * address's index in 16 bits) */
+#define LT_SOURCES_MAX                  4096
+#define LT_CONCURRENCY_MAX              65535        /* --concurrency: attempts in flight */
+/* --group: devices per chat group (a device keeps its turn in the group in 8 bits) */
+#define LT_GROUP_MAX                    64
+/* connections per loopback source address when --sources is 0: lws binds the socket (port 0)
+ * before connect(), so one address's ephemeral ports (32768-60999 by default) are shared by
+ * all servers; 20,000 leaves room for sockets in TIME_WAIT */
+#define LT_CONNS_PER_SOURCE             20000
+/* descriptors besides one per connection: lws, libuv, stdio, the pool file (about 12 in use) */
+#define LT_FD_SPARE                     64
+/* messages in flight per simulated sender: under PARLEY_PENDING_SENDS_MAX, so no gateway
+ * refuses a send of the harness for too many unanswered ones */
+#define LT_SENDER_INFLIGHT_MAX          32
+/* one connection attempt (TCP, WebSocket handshake, challenge, auth) is given up after this */
+#define LT_ATTEMPT_TIMEOUT_MS           20000
+/* registering the pool: no device registered and no connection for this long fails the run */
+#define LT_REG_GIVE_UP_S                15
+/* the closing phase waits this long for every connection to go, then the run ends anyway */
+#define LT_CLOSE_WAIT_S                 10
+
 #endif

@@ -43,7 +43,6 @@ void pfo_batch_free(pfo_batch *b)
     if (!b)
         return;
     for (size_t i = 0; i < b->n; i++) {
-        free(b->e[i].id);
         if (b->e[i].msg)
             parley__v1__internal_send__free_unpacked(b->e[i].msg, NULL);
         pfo_result_clear(&b->e[i].res);

@@ -24,10 +24,12 @@
 /* a running fanout reads at least every second: one silent this long has exited */
 #define FORGET_IDLE_MS (3600LL * 1000)
 
+/* One per stream: the XAUTOCLAIM position, and the context of the per-stream commands
+ * (XAUTOCLAIM, XLEN, XINFO CONSUMERS) whose answers need to know the stream. */
 struct pfo_claim {
     pfo *f;
     unsigned shard;
-    char cursor[64];             /* a stream id "ms-seq": two 20-digit numbers fit */
+    char cursor[PFO_ENTRY_ID_MAX]; /* a stream id "ms-seq" */
 };
 
 int pfo_consume_init(pfo *f)
@@ -147,15 +149,11 @@ static pfo_batch *build_batch(pfo *f, unsigned shard, const redisReply *list, in
     for (size_t i = 0; i < list->elements; i++) {
         const redisReply *ent = list->element[i];
         if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
-            ent->element[0]->type != REDIS_REPLY_STRING)
+            ent->element[0]->type != REDIS_REPLY_STRING ||
+            ent->element[0]->len >= PFO_ENTRY_ID_MAX)
             continue;
         pfo_entry *e = pfo_batch_add(b);
-        e->shard = shard;
-        if (!(e->id = strdup(ent->element[0]->str))) {
-            pfo_batch_free(b);
-            *err = 1;
-            return NULL;
-        }
+        memcpy(e->id, ent->element[0]->str, ent->element[0]->len + 1);
         const redisReply *fields = ent->element[1];
         if (fields->type != REDIS_REPLY_ARRAY) {
             /* a pending entry deleted meanwhile: only its PEL slot is left */
@@ -174,18 +172,6 @@ static pfo_batch *build_batch(pfo *f, unsigned shard, const redisReply *list, in
         }
     }
     return b;
-}
-
-/* The entries of shard in an XREADGROUP answer, or NULL when it has none for it. */
-static const redisReply *shard_entries(pfo *f, const redisReply *reply, unsigned shard)
-{
-    for (size_t s = 0; s < reply->elements; s++) {
-        const redisReply *st = reply->element[s];
-        if (st->type == REDIS_REPLY_ARRAY && st->elements == 2 &&
-            st->element[1]->type == REDIS_REPLY_ARRAY && shard_of(f, st->element[0]) == (int)shard)
-            return st->element[1];
-    }
-    return NULL;
 }
 
 /* The read's shards get their pending entries read again (the answer was lost or unusable). */
@@ -222,30 +208,36 @@ static void read_cb(redisAsyncContext *ac, void *r, void *privdata)
         pfo_maybe_stopped(f);
         return;
     }
-    if (reply->type == REDIS_REPLY_ARRAY) {
-        for (unsigned i = 0; i < f->read.n; i++) {
-            unsigned shard = f->read.shard[i];
-            const redisReply *list = shard_entries(f, reply, shard);
-            int err = 0;
-            pfo_batch *b = list ? build_batch(f, shard, list, &err) : NULL;
-            if (list && err) {
-                plog_error("batch_alloc_failed", "stream=%s entries=%zu", f->streams[shard],
-                           list->elements);
-                f->pending[shard] = 1;
-                pfo_consume_retry(f, RETRY_READ_MS);
-                continue;
-            }
-            if (b)
-                pfo_batch_start(f, b);
-            else if (f->read.history)
-                f->pending[shard] = 0; /* no pending entries left: back to new ones */
+    /* a batch that ends at once may plan the next read: work on this one's copy */
+    pfo_readplan rd = f->read;
+    if (rd.history)
+        /* a history read answers at once, with every stream read; a shard that gets no batch
+         * from it has no pending entries left: back to new ones */
+        for (unsigned i = 0; i < rd.n; i++)
+            f->pending[rd.shard[i]] = 0;
+    for (size_t s = 0; reply->type == REDIS_REPLY_ARRAY && s < reply->elements; s++) {
+        const redisReply *st = reply->element[s];
+        int shard;
+        /* the answer names only the streams read (a nil answer: BLOCK timed out), and their
+         * lanes are free */
+        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+            st->element[1]->type != REDIS_REPLY_ARRAY ||
+            (shard = shard_of(f, st->element[0])) < 0 || f->lane[shard])
+            continue;
+        const redisReply *list = st->element[1];
+        int err;
+        pfo_batch *b = build_batch(f, (unsigned)shard, list, &err);
+        if (err) {
+            plog_error("batch_alloc_failed", "stream=%s entries=%zu", f->streams[shard],
+                       list->elements);
+            f->pending[shard] = 1;
+            pfo_consume_retry(f, RETRY_READ_MS);
+        } else if (b) {
+            if (rd.history)
+                f->pending[shard] = 1; /* more may follow: read them until none is left */
+            pfo_batch_start(f, b);
         }
-    } else if (f->read.history) {
-        /* a history read answers at once, with every stream; nothing at all means none */
-        for (unsigned i = 0; i < f->read.n; i++)
-            f->pending[f->read.shard[i]] = 0;
     }
-    /* otherwise BLOCK timed out with nothing new */
     pfo_consume_next(f);
     pfo_maybe_stopped(f);
 }
@@ -269,15 +261,8 @@ void pfo_consume_next(pfo *f)
     char count[24];
     snprintf(count, sizeof count, "%zu", f->read.count);
     /* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... */
-    size_t argc = 0, max = 9 + 2 * (size_t)f->read.n;
-    const char **argv = malloc(max * sizeof *argv);
-    size_t *lens = malloc(max * sizeof *lens);
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        pfo_consume_retry(f, RETRY_READ_MS);
-        return;
-    }
+    const char *argv[9 + 2 * PARLEY_INGRESS_SHARDS_MAX];
+    size_t lens[9 + 2 * PARLEY_INGRESS_SHARDS_MAX], argc = 0;
     argv[argc++] = "XREADGROUP";
     argv[argc++] = "GROUP";
     argv[argc++] = PKEYS_FANOUT_GROUP;
@@ -299,8 +284,6 @@ void pfo_consume_next(pfo *f)
         f->reading = 1;
     else
         pfo_consume_retry(f, RETRY_READ_MS);
-    free(argv);
-    free(lens);
 }
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *privdata)
@@ -334,18 +317,12 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
-struct pfo_backlog {
-    pfo *f;
-    unsigned shard;
-};
-
 static void backlog_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
-    struct pfo_backlog *x = privdata;
-    pfo *f = x->f;
-    unsigned shard = x->shard;
-    free(x);
+    const struct pfo_claim *c = privdata;
+    pfo *f = c->f;
+    unsigned shard = c->shard;
     redisReply *reply = r;
     if (!reply || reply->type != REDIS_REPLY_INTEGER)
         return;
@@ -366,16 +343,10 @@ void pfo_consume_backlog(pfo *f)
     if (f->stopping || !predis_up(f->rd_cmd))
         return;
     for (unsigned i = 0; i < f->nshards && i < PARLEY_INGRESS_SHARDS_MAX; i++) {
-        struct pfo_backlog *x = malloc(sizeof *x);
-        if (!x)
-            return;
-        *x = (struct pfo_backlog){f, i};
         const char *argv[] = {"XLEN", f->streams[i]};
         size_t lens[] = {4, strlen(f->streams[i])};
-        if (predis_cmd(f->rd_cmd, backlog_cb, x, 2, argv, lens) != 0) {
-            free(x);
+        if (predis_cmd(f->rd_cmd, backlog_cb, &f->claims[i], 2, argv, lens) != 0)
             return;
-        }
     }
 }
 

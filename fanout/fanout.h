@@ -66,10 +66,12 @@ typedef struct {
 
 void pfo_result_clear(pfo_result *r);
 
-/* One stream entry of a batch. */
+/* A Redis stream entry id, "ms-seq": two 20-digit numbers, the dash and the NUL fit. */
+#define PFO_ENTRY_ID_MAX 48
+
+/* One stream entry of a batch (its stream is the batch's shard). */
 typedef struct {
-    unsigned shard;                  /* index of its ingress stream */
-    char *id;                        /* owned: the stream entry id */
+    char id[PFO_ENTRY_ID_MAX];       /* the stream entry id */
     Parley__V1__InternalSend *msg;   /* owned; NULL when malformed or deleted */
     int deleted;                     /* pending entry whose data is gone: ack only */
     int to_store;                    /* passed pfo_entry_check: goes to PostgreSQL */
@@ -104,7 +106,7 @@ typedef struct pfo {
     const char *consumer;            /* fanout_id */
     unsigned nshards;
     char **streams;                  /* owned: nshards ingress stream names */
-    struct pfo_claim *claims;        /* owned: XAUTOCLAIM position per stream */
+    struct pfo_claim *claims;        /* owned: per stream, XAUTOCLAIM position and context */
     predis *rd_read;                 /* the blocking XREADGROUP only */
     predis *rd_cmd;                  /* everything else */
     ppg *pg;

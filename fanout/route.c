@@ -153,6 +153,9 @@ static int collect_pushes(pfo_batch *b)
 
 static void send_acks(pfo *f, pfo_batch *b)
 {
+    if (b->n == 0)
+        return;
+    /* "XACK stream group id..." and then "XDEL stream id..." share the id list */
     const char **argv = malloc((b->n + 3) * sizeof *argv);
     size_t *lens = malloc((b->n + 3) * sizeof *lens);
     if (!argv || !lens) {
@@ -161,29 +164,21 @@ static void send_acks(pfo *f, pfo_batch *b)
         free(lens);
         return;
     }
-    for (unsigned shard = 0; shard < f->nshards; shard++) {
-        int n = 0;
-        for (size_t i = 0; i < b->n; i++)
-            if (b->e[i].shard == shard) {
-                argv[3 + n] = b->e[i].id;
-                lens[3 + n] = strlen(b->e[i].id);
-                n++;
-            }
-        if (n == 0)
-            continue;
-        argv[0] = "XACK";
-        argv[1] = f->streams[shard];
-        argv[2] = PKEYS_FANOUT_GROUP;
-        for (int i = 0; i < 3; i++)
-            lens[i] = strlen(argv[i]);
-        send_cmd(b, cmd_cb, 3 + n, argv, lens);
-        /* XDEL reuses the id list: "XDEL stream id..." */
-        argv[1] = "XDEL";
-        argv[2] = f->streams[shard];
-        lens[1] = strlen(argv[1]);
-        lens[2] = strlen(argv[2]);
-        send_cmd(b, cmd_cb, 2 + n, argv + 1, lens + 1);
+    for (size_t i = 0; i < b->n; i++) {
+        argv[3 + i] = b->e[i].id;
+        lens[3 + i] = strlen(b->e[i].id);
     }
+    argv[0] = "XACK";
+    argv[1] = f->streams[b->shard];
+    argv[2] = PKEYS_FANOUT_GROUP;
+    for (int i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    send_cmd(b, cmd_cb, (int)(3 + b->n), argv, lens);
+    argv[1] = "XDEL";
+    argv[2] = f->streams[b->shard];
+    lens[1] = strlen(argv[1]);
+    lens[2] = strlen(argv[2]);
+    send_cmd(b, cmd_cb, (int)(2 + b->n), argv + 1, lens + 1);
     free(argv);
     free(lens);
 }

@@ -32,6 +32,26 @@ typedef struct {
     int err;
 } sbuf;
 
+/* Room for n more bytes (its NUL included); 0 once an allocation failed. */
+static int sb_reserve(sbuf *b, size_t n)
+{
+    if (b->err)
+        return 0;
+    if (b->s && b->cap - b->len >= n)
+        return 1;
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->len + n)
+        cap *= 2;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+        b->err = 1;
+        return 0;
+    }
+    b->s = s;
+    b->cap = cap;
+    return 1;
+}
+
 static void sb_add(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_add(sbuf *b, const char *fmt, ...)
 {
@@ -50,26 +70,27 @@ static void sb_add(sbuf *b, const char *fmt, ...)
             b->len += (size_t)n;
             return;
         }
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->err = 1;
+        if (!sb_reserve(b, (size_t)n + 1))
             return;
-        }
-        b->s = s;
-        b->cap = cap;
     }
 }
 
-/* Array element of a text[] literal: always quoted, '"' and '\' escaped. */
+/* Array element of a text[] literal: always quoted, '"' and '\' escaped. Copied byte by byte,
+ * not formatted: this runs for two names of every send. */
 static void sb_quoted(sbuf *b, const char *v)
 {
-    sb_add(b, "\"");
-    for (const char *p = v; *p; p++)
-        sb_add(b, (*p == '"' || *p == '\\') ? "\\%c" : "%c", *p);
-    sb_add(b, "\"");
+    if (!sb_reserve(b, 2 * strlen(v) + 3)) /* every byte escaped, the quotes, the NUL */
+        return;
+    char *p = b->s + b->len;
+    *p++ = '"';
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\')
+            *p++ = '\\';
+        *p++ = *v;
+    }
+    *p++ = '"';
+    *p = '\0';
+    b->len = (size_t)(p - b->s);
 }
 
 int pfo_store_params(pfo_params *p, pfo_entry *const *sends, size_t n, long long queue_max)

@@ -287,7 +287,6 @@ void lt_dev_want(lt_run *r, uint32_t i, int online)
         dv->up--;
         dv->closing++;
         d->state = LT_D_CLOSING;
-        d->t_ms = (uint32_t)lt_dev_now_ms(r);
         pc_conn_close(d->conn, PWIRE_CLOSE_NORMAL, "bye");
         break;
     default:
@@ -295,7 +294,9 @@ void lt_dev_want(lt_run *r, uint32_t i, int online)
     }
 }
 
-/* Attempts and closes that hang: given up on after LT_ATTEMPT_TIMEOUT_MS. */
+/* Attempts that hang (they hold an attempt slot): given up on after LT_ATTEMPT_TIMEOUT_MS.
+ * Closing connections are not timed here; the run's closing phase waits LT_CLOSE_WAIT_S at
+ * most. */
 static void lt_devs_sweep(lt_run *r, uint64_t now_ms)
 {
     lt_devs *dv = &r->dv;

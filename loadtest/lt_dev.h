@@ -9,9 +9,6 @@
 
 #include "lt_run.h"
 
-/* How long one attempt (TCP, WebSocket handshake, challenge, auth) may take. */
-#define LT_ATTEMPT_TIMEOUT_MS 20000
-
 /* Sets up r->dv for r->pool.n devices: device i uses source i % nsrc and server i % nservers.
  * -1 when out of memory. */
 int lt_devs_init(lt_run *r);

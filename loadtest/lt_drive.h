@@ -15,7 +15,6 @@
 
 #define LT_TICK_MS 10
 #define LT_PACE_MS 2
-#define LT_CLOSE_WAIT_S 10
 
 /* Runs the scenario on r (pool ready, devices set up) until it is done; the loop is left with
  * only closing handles. */

@@ -19,10 +19,6 @@
 #include "lt_register.h"
 #include "lt_report.h"
 
-#define LT_PROG "parley-loadtest"
-/* File descriptors beyond one per device: lws, libuv, stdio, the pool file (about 12 in use). */
-#define LT_FD_SPARE 64
-
 static void lt_signal_cb(uv_signal_t *s, int signum)
 {
     lt_run *r = s->data;
@@ -40,7 +36,7 @@ static void lt_say_fatal(const char *msg)
 static int lt_setup_net(lt_run *r, char *err, size_t cap, int *code)
 {
     const lt_opts *o = r->o;
-    uint32_t nsrc = o->sources;
+    uint32_t nsrc = o->sources, conns;
     int any_v4 = 0;
 
     *code = 2;
@@ -72,7 +68,10 @@ static int lt_setup_net(lt_run *r, char *err, size_t cap, int *code)
                         "only one); %u connections may run out of ephemeral ports\n",
                 o->devices);
     }
-    r->nofile = lt_net_raise_nofile((uint64_t)o->devices + LT_FD_SPARE, err, cap);
+    /* pool only registers: one connection per worker, at most --concurrency */
+    conns = o->scenario == LT_SC_POOL && o->concurrency < o->devices ? o->concurrency
+                                                                      : o->devices;
+    r->nofile = lt_net_raise_nofile(conns, err, cap);
     return r->nofile < 0 ? -1 : 0;
 }
 

@@ -3,17 +3,14 @@
  * envelope for the recipient's device 1 with its registration id from the pool, the payload
  * of lt_payload.h) and sent on the sender's connection with a request id. Answers:
  * SendResult -> accepted (duplicate=true counts once); RATE_LIMITED, UNAVAILABLE,
- * SHUTTING_DOWN, INTERNAL -> "retried", sent again with the same client_id after
- * retry_after_ms; any other error -> "rejected" by code. A send whose connection dropped
- * before the answer is sent again, same client_id, once the sender is back up ("resends"). */
+ * SHUTTING_DOWN -> "retried", sent again with the same client_id after retry_after_ms (or a
+ * jittered backoff); any other error, INTERNAL included -> "rejected" by code. A send whose
+ * connection dropped before the answer is sent again, same client_id, once the sender is back
+ * up ("resends"). At most LT_SENDER_INFLIGHT_MAX messages are in flight per sender. */
 #ifndef LT_MSG_H
 #define LT_MSG_H
 
 #include "lt_run.h"
-
-/* The harness keeps at most this many messages in flight per sender (the gateway allows
- * PARLEY_PENDING_SENDS_MAX unanswered sends per connection). */
-#define LT_SENDER_INFLIGHT_MAX 32
 
 int lt_msgs_init(lt_run *r);
 void lt_msgs_free(lt_run *r);

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "limits.h"
 #include "url.h"
 
 static int lt_is_loopback(const struct sockaddr *sa)
@@ -118,8 +119,9 @@ int lt_net_check_source(const char *addr, char *err, size_t cap)
     return 0;
 }
 
-long lt_net_raise_nofile(uint64_t need, char *err, size_t cap)
+long lt_net_raise_nofile(uint64_t conns, char *err, size_t cap)
 {
+    uint64_t need = conns + LT_FD_SPARE;
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
@@ -133,11 +135,10 @@ long lt_net_raise_nofile(uint64_t need, char *err, size_t cap)
             want.rlim_max = need; /* only a privileged process may raise the hard limit */
         if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
             snprintf(err, cap,
-                     "the open file limit is %llu (hard %llu) but %llu devices need %llu: run "
-                     "as root or raise it (ulimit -Hn; /proc/sys/fs/nr_open)",
+                     "the open file limit is %llu (hard %llu) but %llu connections need %llu: "
+                     "run as root or raise it (ulimit -Hn; /proc/sys/fs/nr_open)",
                      (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
-                     (unsigned long long)(need > 1024 ? need - 1024 : 0),
-                     (unsigned long long)need);
+                     (unsigned long long)conns, (unsigned long long)need);
             return -1;
         }
         rl = want;

@@ -24,8 +24,9 @@ void lt_net_source(uint32_t k, char out[LT_ADDR_MAX]);
 /* Binds a TCP socket to addr (port 0) and closes it: -1 with err set when this machine cannot
  * use addr as a source address. */
 int lt_net_check_source(const char *addr, char *err, size_t cap);
-/* Raises RLIMIT_NOFILE to at least need (the soft limit, and the hard one when privileged).
- * Returns the soft limit now in force, or -1 with err set when it stays below need. */
-long lt_net_raise_nofile(uint64_t need, char *err, size_t cap);
+/* Raises RLIMIT_NOFILE (the soft limit, and the hard one when privileged) to one descriptor per
+ * connection plus LT_FD_SPARE. Returns the soft limit now in force, or -1 with err set when it
+ * stays below that. */
+long lt_net_raise_nofile(uint64_t conns, char *err, size_t cap);
 
 #endif

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
 #include "lt_payload.h"
 
-#define LT_PROG "parley-loadtest"
+#define LT_STR_(x) #x
+#define LT_STR(x) LT_STR_(x)  /* a limit's digits, for the messages */
 
 static const char lt_help[] =
     "Usage: " LT_PROG " SCENARIO [--server URL]... [OPTIONS]\n"
@@ -54,8 +54,8 @@ static const char lt_help[] =
     "  --senders S           burst: devices sending them [10]\n"
     "  --payload BYTES       envelope size: random bytes around a 40-byte harness header (run id,\n"
     "                        sequence number, send time) [256]\n"
-    "  --e2ee                (not available yet: the client library has no end-to-end encryption\n"
-    "                        for raw sends; payloads are random opaque bytes)\n"
+    "  --e2ee                (not available yet: the harness writes raw Send frames with random\n"
+    "                        opaque payloads, not the client library's encrypted sends)\n"
     "\n"
     "Time bounds (the run stops by itself after connect-timeout + seconds + grace):\n"
     "  --connect-timeout S   all devices must be up by then, else the run goes on without the\n"
@@ -202,23 +202,25 @@ int lt_opts_parse(lt_opts *o, int argc, char **argv)
         } else if (lt_is(a, eq, "--verbose")) {
             o->verbose = 1;
         } else if (lt_is(a, eq, "--e2ee")) {
-            fprintf(stderr, LT_PROG ": --e2ee: end-to-end encryption of raw sends through the "
-                            "client library is not available yet; the harness sends random "
-                            "opaque payloads (which the server treats the same)\n");
+            fprintf(stderr, LT_PROG ": --e2ee is not available yet: the harness writes raw "
+                            "Send frames with random opaque payloads (which the server treats "
+                            "like ciphertext), not the client library's encrypted sends\n");
             return -1;
         } else {
             if (lt_value(argc, argv, &i, a, eq, &v) < 0)
                 return -1;
             if (lt_is(a, eq, "--json-file")) {
+                if (!*v) /* refused now, not after the run */
+                    return lt_bad("--json-file wants a file name%s%s", "", "");
                 o->json_file = v;
             } else if (lt_is(a, eq, "--server")) {
                 if (o->nservers >= LT_SERVERS_MAX)
-                    return lt_bad("at most %s servers%s", "64", "");
+                    return lt_bad("at most %s servers%s", LT_STR(LT_SERVERS_MAX), "");
                 o->servers[o->nservers++] = v;
             } else if (lt_is(a, eq, "--gateway-pid")) {
                 uint32_t pid;
                 if (o->ngw_pids >= LT_SERVERS_MAX)
-                    return lt_bad("at most %s gateway pids%s", "64", "");
+                    return lt_bad("at most %s gateway pids%s", LT_STR(LT_SERVERS_MAX), "");
                 if (lt_u32("--gateway-pid", v, 1, 4194304, &pid) < 0)
                     return -1;
                 o->gw_pids[o->ngw_pids++] = (int)pid;
@@ -320,7 +322,7 @@ int lt_opts_parse(lt_opts *o, int argc, char **argv)
         if (!seconds_set)
             o->seconds = d + 10 > LT_SECONDS_MAX ? LT_SECONDS_MAX : d + 10;
         if (d > LT_SECONDS_MAX)
-            return lt_bad("--messages / --rate is over the %s s cap%s", "3600", "");
+            return lt_bad("--messages / --rate is over the %s s cap%s", LT_STR(LT_SECONDS_MAX), "");
         break;
     }
     return 0;

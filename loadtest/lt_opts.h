@@ -1,24 +1,15 @@
 /* lt_opts.h: the command line of parley-loadtest: the scenario (first argument), flags with
- * their defaults, the hard caps that keep a run bounded, and --help. Parsing checks syntax and
- * bounds only; lt_net.c checks that every server is on loopback. */
+ * their defaults, and --help. Parsing checks syntax and the hard caps that keep a run bounded
+ * (LT_*_MAX, common/limits.h "Load-test harness"); lt_net.c checks that every server is on
+ * loopback. */
 #ifndef LT_OPTS_H
 #define LT_OPTS_H
 
 #include <stdint.h>
 
-/* Hard caps: a run never goes beyond these, whatever the flags say. */
-#define LT_SERVERS_MAX      64
-#define LT_DEVICES_MAX      1000000
-#define LT_SECONDS_MAX      3600
-#define LT_RATE_MAX         1000000
-#define LT_MESSAGES_MAX     10000000
-#define LT_SOURCES_MAX      4096
-#define LT_CONCURRENCY_MAX  65535
-#define LT_GROUP_MAX        64
-/* Default number of connections per loopback source address (--sources 0). lws binds the
- * socket (port 0) before connect(), so one address's ephemeral ports (32768-60999 by default)
- * are shared by all servers; 20,000 leaves room for sockets in TIME_WAIT. */
-#define LT_CONNS_PER_SOURCE 20000
+#include "limits.h"
+
+#define LT_PROG "parley-loadtest"
 
 typedef enum { LT_SC_POOL, LT_SC_CONNECT, LT_SC_CHAT, LT_SC_BURST } lt_scenario;
 

@@ -10,7 +10,6 @@
 #define LT_REG_BACKOFF_FIRST_MS 100
 #define LT_REG_BACKOFF_MAX_MS 2000
 #define LT_REG_RETRY_MS 1000     /* RATE_LIMITED without retry_after_ms, UNAVAILABLE */
-#define LT_REG_GIVE_UP_S 15      /* no registration and no connection for this long: fail */
 
 struct lt_reg;
 
@@ -228,7 +227,7 @@ static void lt_reg_on_frame(pc_conn *c, const Parley__V1__ServerFrame *f, void *
         f->challenge->pow_difficulty > 12 && !w->g->pow_warned) {
         w->g->pow_warned = 1;
         fprintf(stderr,
-                "parley-loadtest: the server asks for %u bits of proof of work per "
+                LT_PROG ": the server asks for %u bits of proof of work per "
                 "registration; large pools register slowly (load-test gateways: "
                 "pow_difficulty = 1, see deploy/bench/gateway.conf)\n",
                 (unsigned)f->challenge->pow_difficulty);

@@ -54,6 +54,14 @@ typedef struct {
     uint8_t rr;           /* chat: whom in the group it sends to next */
 } lt_dev;
 
+/* The narrow fields of lt_dev hold indexes and counts that common/limits.h bounds. */
+_Static_assert(LT_SERVERS_MAX <= UINT8_MAX + 1, "lt_dev.server");
+_Static_assert(LT_SOURCES_MAX <= UINT16_MAX + 1 &&
+                   LT_DEVICES_MAX / LT_CONNS_PER_SOURCE + 1 <= UINT16_MAX + 1, "lt_dev.src");
+_Static_assert(LT_SENDER_INFLIGHT_MAX <= UINT8_MAX &&
+                   LT_SENDER_INFLIGHT_MAX <= PARLEY_PENDING_SENDS_MAX, "lt_dev.inflight");
+_Static_assert(2 * LT_GROUP_MAX - 1 <= UINT8_MAX, "lt_dev.rr: a chat group holds < 2 * K");
+
 /* An attempt in progress: the identity pc_auth_start borrows until it answers. */
 typedef struct {
     pc_identity id;

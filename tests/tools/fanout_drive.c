@@ -805,6 +805,7 @@ int main(int argc, char **argv)
         ld_sql((unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
         return 0;
     }
+    if (argc < 4) return 2; /* every command below takes at least one argument */
     redisContext *c = redisConnect("127.0.0.1", atoi(argv[1]));
     if (!c || c->err) { fprintf(stderr, "connect\n"); return 1; }
     char key[PKEYS_MAX];
@@ -817,6 +818,7 @@ int main(int argc, char **argv)
         snd.recipient = argv[9]; unsigned shards = atoi(argv[10]); snd.urgent = atoi(argv[11]);
         int n = argc - 12;
         Parley__V1__OutEnvelope env[16], *envp[16];
+        if (n > 16) { fprintf(stderr, "at most 16 envelopes\n"); return 2; }
         for (int i = 0; i < n; i++) {
             parley__v1__out_envelope__init(&env[i]);
             char *a = argv[12 + i], *p1 = strchr(a, ':'), *p2 = p1 ? strchr(p1 + 1, ':') : NULL;
