@@ -10,6 +10,7 @@
 /* A PrekeyInfo is about 120 bytes; anything much longer is not one of ours. */
 #define INFO_MAX 256
 #define AD_MAX (PC_X3DH_AD_BYTES + 1 + 4 + INFO_MAX)
+_Static_assert(AD_MAX <= PC_DR_AD_MAX, "the ratchet takes the session AD whole");
 #define KIND_RATCHET 0x00
 #define KIND_PREKEY 0x01
 

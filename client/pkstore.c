@@ -19,7 +19,7 @@ void pc_pks_init(pc_pks *p)
 void pc_pks_free(pc_pks *p)
 {
     if (p->opks) {
-        sodium_memzero(p->opks, p->cap_opks * sizeof *p->opks);
+        sodium_memzero(p->opks, PC_PKS_OPK_MAX * sizeof *p->opks);
         free(p->opks);
     }
     sodium_memzero(p, sizeof *p);
@@ -85,29 +85,17 @@ static void drop_oldest(pc_pks *p, size_t n)
 
 int pc_pks_generate_opks(pc_pks *p, size_t n, uint32_t *first_id, pc_status *st)
 {
-    pc_pks_opk *nb;
-
     if (sodium_init() < 0)
         return pc_status_set(st, PC_ERR_LOCAL, "libsodium failed to initialise");
     if (n == 0 || n > PC_PKS_OPK_MAX)
         return pc_status_set(st, PC_ERR_LOCAL, "one-time prekey count %zu is out of range", n);
     if (p->next_opk_id == 0 || (uint64_t)p->next_opk_id + n > UINT32_MAX)
         return pc_status_set(st, PC_ERR_LOCAL, "one-time prekey ids are exhausted");
+    /* allocated once at its full size: it never moves, so no copy of the secrets is left */
+    if (!p->opks && !(p->opks = calloc(PC_PKS_OPK_MAX, sizeof *p->opks)))
+        return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
     if (p->n_opks + n > PC_PKS_OPK_MAX)
         drop_oldest(p, p->n_opks + n - PC_PKS_OPK_MAX);
-    if (p->n_opks + n > p->cap_opks) {
-        /* not realloc: the old array holds secrets and is wiped before it is freed */
-        if (!(nb = calloc(PC_PKS_OPK_MAX, sizeof *nb)))
-            return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
-        if (p->n_opks)
-            memcpy(nb, p->opks, p->n_opks * sizeof *nb);
-        if (p->opks) {
-            sodium_memzero(p->opks, p->cap_opks * sizeof *p->opks);
-            free(p->opks);
-        }
-        p->opks = nb;
-        p->cap_opks = PC_PKS_OPK_MAX;
-    }
     *first_id = p->next_opk_id;
     for (size_t i = 0; i < n; i++) {
         pc_pks_opk *o = &p->opks[p->n_opks++];
@@ -232,7 +220,6 @@ int pc_pks_load(pc_pks *p, const uint8_t *in, size_t len, pc_status *st)
         pc_pks_free(p);
         return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
     }
-    p->cap_opks = PC_PKS_OPK_MAX;
     for (uint32_t i = 0; i < n; i++) {
         pc_pks_opk *o = &p->opks[i];
 

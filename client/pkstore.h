@@ -33,8 +33,8 @@ typedef struct {
     int has_spk, has_prev;
     pc_pks_spk spk, prev;
     uint32_t next_spk_id, next_opk_id;
-    pc_pks_opk *opks; /* ascending ids */
-    size_t n_opks, cap_opks;
+    pc_pks_opk *opks; /* ascending ids; room for PC_PKS_OPK_MAX once allocated */
+    size_t n_opks;
 } pc_pks;
 
 /* An empty store (no keys; next ids 1). */

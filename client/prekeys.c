@@ -154,7 +154,9 @@ int pc_prekeys_parse_bundles(const Parley__V1__PrekeyBundles *m, pc_prekey_bundl
         const Parley__V1__PrekeyBundle *in = m->bundles[i];
         pc_prekey_bundle *o = &b->bundles[i];
 
-        if (!in || in->device_id == 0 || copy_key(o->signing_pk, &in->signing_key, 32) < 0 ||
+        /* ascending as promised (docs/PROTOCOL.md), which also rules out a device twice */
+        if (!in || in->device_id == 0 || (i && in->device_id <= b->bundles[i - 1].device_id) ||
+            copy_key(o->signing_pk, &in->signing_key, 32) < 0 ||
             copy_key(o->identity_pk, &in->identity_key, 32) < 0)
             goto bad;
         o->device_id = in->device_id;

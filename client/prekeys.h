@@ -92,7 +92,8 @@ int pc_prekeys_fetch(pc_conn *c, const char *account, const uint32_t *device_ids
                      pc_prekeys_fetch_cb cb, void *ud, pc_status *st);
 
 /* A PrekeyBundles message as a new pc_prekey_bundles (*out, caller frees). Every key must have
- * its exact length: PC_ERR_PROTO otherwise. Pure; for callers that route answers themselves. */
+ * its exact length and the device ids must ascend: PC_ERR_PROTO otherwise. Pure; for callers
+ * that route answers themselves. */
 int pc_prekeys_parse_bundles(const Parley__V1__PrekeyBundles *m, pc_prekey_bundles **out,
                              pc_status *st);
 

@@ -52,30 +52,19 @@ static void message_keys(const uint8_t mk[32], uint8_t key[32], uint8_t nonce[24
     sodium_memzero(okm, sizeof okm);
 }
 
-/* ad || header, the AEAD's associated data; NULL when out of memory. */
-static uint8_t *full_ad(const uint8_t *ad, size_t ad_len, const uint8_t *hdr, size_t hdr_len)
-{
-    uint8_t *b = malloc(ad_len + hdr_len + 1);
-
-    if (!b)
-        return NULL;
-    if (ad_len)
-        memcpy(b, ad, ad_len);
-    memcpy(b + ad_len, hdr, hdr_len);
-    return b;
-}
-
-/* AEAD with the message key: seal (decrypt 0) or open (decrypt 1). */
+/* AEAD with the message key: seal (decrypt 0) or open (decrypt 1), under ad || hdr (the callers
+ * bound ad_len by PC_DR_AD_MAX and hdr_len by PC_DR_HEADER_MAX). 0, or -1 when it does not
+ * authenticate. */
 static int aead(int decrypt, const uint8_t mk[32], const uint8_t *ad, size_t ad_len,
                 const uint8_t *hdr, size_t hdr_len, const uint8_t *in, size_t in_len,
                 uint8_t *out)
 {
-    uint8_t key[32], nonce[24];
-    uint8_t *fad = full_ad(ad, ad_len, hdr, hdr_len);
+    uint8_t key[32], nonce[24], fad[PC_DR_AD_MAX + PC_DR_HEADER_MAX];
     int rc;
 
-    if (!fad)
-        return -2;
+    if (ad_len)
+        memcpy(fad, ad, ad_len);
+    memcpy(fad + ad_len, hdr, hdr_len);
     message_keys(mk, key, nonce);
     if (decrypt)
         rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in, in_len, fad,
@@ -85,7 +74,6 @@ static int aead(int decrypt, const uint8_t mk[32], const uint8_t *ad, size_t ad_
                                                         ad_len + hdr_len, NULL, nonce, key);
     sodium_memzero(key, sizeof key);
     sodium_memzero(nonce, sizeof nonce);
-    free(fad);
     return rc == 0 ? 0 : -1;
 }
 
@@ -185,6 +173,8 @@ int pc_dr_encrypt(pc_dr_state *s, const uint8_t *ad, size_t ad_len, const uint8_
 
     *ct = NULL;
     *ct_len = 0;
+    if (ad_len > PC_DR_AD_MAX)
+        return pc_status_set(st, PC_ERR_LOCAL, "associated data is over %d bytes", PC_DR_AD_MAX);
     if (!s->has_cks)
         return pc_status_set(st, PC_ERR_LOCAL, "session cannot send before it has received");
     /* the receiver refuses count UINT32_MAX (its next count would wrap) */
@@ -203,7 +193,7 @@ int pc_dr_encrypt(pc_dr_state *s, const uint8_t *ad, size_t ad_len, const uint8_
     if (rc < 0) {
         sodium_memzero(ck, sizeof ck);
         free(out);
-        return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
+        return pc_status_set(st, PC_ERR_LOCAL, "encryption failed");
     }
     memcpy(s->cks, ck, 32);
     sodium_memzero(ck, sizeof ck);
@@ -450,6 +440,8 @@ int pc_dr_decrypt(pc_dr_state *s, const uint8_t *ad, size_t ad_len, const uint8_
     /* a DH step makes a key pair: the random generator must be ready */
     if (sodium_init() < 0)
         return pc_status_set(st, PC_ERR_LOCAL, "libsodium failed to initialise");
+    if (ad_len > PC_DR_AD_MAX)
+        return pc_status_set(st, PC_ERR_LOCAL, "associated data is over %d bytes", PC_DR_AD_MAX);
     if ((rc = pc_dr_header_parse(header, header_len, dh, &pn, &n, st)) < 0)
         return rc;
     if (ct_len < PC_DR_TAG_BYTES) {
@@ -464,15 +456,9 @@ int pc_dr_decrypt(pc_dr_state *s, const uint8_t *ad, size_t ad_len, const uint8_
         pc_status_set(st, PC_ERR_LOCAL, "out of memory");
         goto out;
     }
-    switch (aead(1, p.mk, ad, ad_len, header, header_len, ct, ct_len, out)) {
-    case 0:
-        break;
-    case -1:
+    if (aead(1, p.mk, ad, ad_len, header, header_len, ct, ct_len, out) < 0) {
         pc_status_set(st, PC_ERR_CRYPTO, "message does not authenticate (tampered with)");
         rc = PC_DR_ERR_AUTH;
-        goto out;
-    default:
-        pc_status_set(st, PC_ERR_LOCAL, "out of memory");
         goto out;
     }
     /* commit */

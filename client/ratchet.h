@@ -13,7 +13,8 @@
  *
  * Failures leave the state exactly as it was: decryption computes the next state aside and
  * commits it only once the ciphertext authenticated. Error returns (st says more):
- *   PC_DR_ERR           bad arguments, out of memory, a session that cannot send yet
+ *   PC_DR_ERR           bad arguments (ad over PC_DR_AD_MAX), out of memory, a session that
+ *                       cannot send yet
  *   PC_DR_ERR_AUTH      the header or ciphertext was tampered with, or is not for this session
  *   PC_DR_ERR_DUPLICATE the message key was already used (a duplicate or replay), or it was a
  *                       skipped key that has since expired or been evicted
@@ -31,6 +32,9 @@
 #define PC_DR_INFO_ROOT "Parley DR root v1"
 #define PC_DR_INFO_MESSAGE "Parley DR message v1"
 #define PC_DR_HEADER_MAX 64
+/* Longest associated data a caller may pass (e2ee.c's is at most about 390 bytes): ad ||
+ * header is assembled on the stack, with no allocation per message. */
+#define PC_DR_AD_MAX 512
 #define PC_DR_TAG_BYTES 16 /* crypto_aead_xchacha20poly1305_ietf_ABYTES */
 #define PC_DR_STATE_VERSION 1
 

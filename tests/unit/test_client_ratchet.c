@@ -59,6 +59,32 @@ static void drop(msg *m)
     m->ct = NULL;
 }
 
+/* m[0..n) with the texts prefix0, prefix1, ... */
+static void enc_all(pc_dr_state *s, const char *prefix, msg *m, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char t[16];
+
+        snprintf(t, sizeof t, "%s%d", prefix, i);
+        enc(s, t, &m[i]);
+    }
+}
+
+static void drop_all(msg *m, int n)
+{
+    for (int i = 0; i < n; i++)
+        drop(&m[i]);
+}
+
+/* A message that is sent and never arrives. */
+static void lose(pc_dr_state *s, const char *text)
+{
+    msg m;
+
+    enc(s, text, &m);
+    drop(&m);
+}
+
 /* The saved form, as a fingerprint of the whole state. */
 static uint8_t *saved(const pc_dr_state *s, size_t *len)
 {
@@ -69,14 +95,57 @@ static uint8_t *saved(const pc_dr_state *s, size_t *len)
     return b;
 }
 
-static void assert_state_is(const pc_dr_state *s, const uint8_t *b, size_t len)
+typedef struct {
+    uint8_t *b;
+    size_t len;
+} snapshot;
+
+static snapshot snap(const pc_dr_state *s)
+{
+    snapshot sn;
+
+    sn.b = saved(s, &sn.len);
+    return sn;
+}
+
+/* s is byte for byte what it was at sn (which is released). */
+static void assert_unchanged(const pc_dr_state *s, snapshot sn)
 {
     size_t n;
     uint8_t *now = saved(s, &n);
 
-    assert_int_equal(n, len);
-    assert_memory_equal(now, b, len);
+    assert_int_equal(n, sn.len);
+    assert_memory_equal(now, sn.b, sn.len);
     pc_eb_free_secret(now, n);
+    pc_eb_free_secret(sn.b, sn.len);
+}
+
+/* s replaced by what its saved form loads as. */
+static void reload(pc_dr_state *s)
+{
+    pc_dr_state n;
+    pc_status st;
+    size_t len;
+    uint8_t *b = saved(s, &len);
+
+    assert_int_equal(pc_dr_load(&n, b, len, &st), 0);
+    pc_eb_free_secret(b, len);
+    pc_dr_free(s);
+    *s = n;
+}
+
+/* s's fields framed as a saved ratchet state of this version, plus a trailing byte if asked. */
+static uint8_t *framed(const pc_dr_state *s, uint8_t version, int trailing, size_t *len)
+{
+    pc_eb_writer w;
+    uint8_t *b;
+
+    pc_eb_begin(&w, "PCDR", version);
+    pc_dr_write(s, &w);
+    if (trailing)
+        pc_eb_put_u8(&w, 0);
+    assert_int_equal(pc_eb_finish(&w, &b, len), 0);
+    return b;
 }
 
 /* Decrypts m and checks the text; returns the result code. */
@@ -105,21 +174,33 @@ static int dec(pc_dr_state *s, const msg *m)
     return dec_at(s, m, T0);
 }
 
+/* from sends text and to opens it. */
+static void deliver(pc_dr_state *from, pc_dr_state *to, const char *text)
+{
+    msg m;
+
+    enc(from, text, &m);
+    assert_int_equal(dec(to, &m), 0);
+    drop(&m);
+}
+
 /* A refused message must not change the state. */
+static void refused_at(pc_dr_state *s, const msg *m, uint64_t now, int code)
+{
+    snapshot before = snap(s);
+
+    assert_int_equal(dec_at(s, m, now), code);
+    assert_unchanged(s, before);
+}
+
 static void refused(pc_dr_state *s, const msg *m, int code)
 {
-    size_t len;
-    uint8_t *before = saved(s, &len);
-
-    assert_int_equal(dec(s, m), code);
-    assert_state_is(s, before, len);
-    pc_eb_free_secret(before, len);
+    refused_at(s, m, T0, code);
 }
 
 static void test_in_order(void **state)
 {
     pc_dr_state a, b;
-    msg m;
     char t[32];
     pc_status st;
     uint8_t hdr[PC_DR_HEADER_MAX], *ct;
@@ -133,21 +214,15 @@ static void test_in_order(void **state)
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < 3; i++) {
             snprintf(t, sizeof t, "a%d.%d", round, i);
-            enc(&a, t, &m);
-            assert_int_equal(dec(&b, &m), 0);
-            drop(&m);
+            deliver(&a, &b, t);
         }
         for (int i = 0; i < 2; i++) {
             snprintf(t, sizeof t, "b%d.%d", round, i);
-            enc(&b, t, &m);
-            assert_int_equal(dec(&a, &m), 0);
-            drop(&m);
+            deliver(&b, &a, t);
         }
     }
     /* an empty message is a message too */
-    enc(&a, "", &m);
-    assert_int_equal(dec(&b, &m), 0);
-    drop(&m);
+    deliver(&a, &b, "");
     assert_int_equal(b.n_skipped, 0);
     assert_int_equal(a.n_skipped, 0);
     pc_dr_free(&a);
@@ -157,41 +232,29 @@ static void test_in_order(void **state)
 static void test_out_of_order(void **state)
 {
     pc_dr_state a, b;
-    msg m[5], r;
+    msg m[5];
     static const int order[5] = { 3, 0, 4, 2, 1 };
     static const size_t stored_after[5] = { 3, 2, 2, 1, 0 };
 
     (void)state;
     pair(&a, &b);
-    for (int i = 0; i < 5; i++) {
-        char t[8];
-
-        snprintf(t, sizeof t, "m%d", i);
-        enc(&a, t, &m[i]);
-    }
+    enc_all(&a, "m", m, 5);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(dec(&b, &m[order[i]]), 0);
         assert_int_equal(b.n_skipped, stored_after[i]);
     }
     /* and across a ratchet step: Alice's old chain arrives after her new one */
-    enc(&b, "reply", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
-    for (int i = 0; i < 5; i++)
-        drop(&m[i]);
-    enc(&a, "old0", &m[0]);
-    enc(&a, "old1", &m[1]);
-    enc(&b, "reply2", &r); /* Bob has not seen old0/old1: same chain as before */
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
-    enc(&a, "new0", &m[2]); /* a new chain, PN = 2 */
+    deliver(&b, &a, "reply");
+    drop_all(m, 5);
+    enc_all(&a, "old", m, 2);
+    deliver(&b, &a, "reply2"); /* Bob has not seen old0/old1: same chain as before */
+    enc(&a, "new0", &m[2]);    /* a new chain, PN = 2 */
     assert_int_equal(dec(&b, &m[2]), 0);
     assert_int_equal(b.n_skipped, 2);
     assert_int_equal(dec(&b, &m[1]), 0);
     assert_int_equal(dec(&b, &m[0]), 0);
     assert_int_equal(b.n_skipped, 0);
-    for (int i = 0; i < 3; i++)
-        drop(&m[i]);
+    drop_all(m, 3);
     pc_dr_free(&a);
     pc_dr_free(&b);
 }
@@ -199,39 +262,26 @@ static void test_out_of_order(void **state)
 static void test_lost_messages(void **state)
 {
     pc_dr_state a, b;
-    msg m[5], r;
+    msg m[5];
 
     (void)state;
     pair(&a, &b);
-    for (int i = 0; i < 5; i++) {
-        char t[8];
-
-        snprintf(t, sizeof t, "m%d", i);
-        enc(&a, t, &m[i]);
-    }
+    enc_all(&a, "m", m, 5);
     /* m1 and m3 never arrive */
     assert_int_equal(dec(&b, &m[0]), 0);
     assert_int_equal(dec(&b, &m[2]), 0);
     assert_int_equal(dec(&b, &m[4]), 0);
     assert_int_equal(b.n_skipped, 2);
     for (int round = 0; round < 3; round++) {
-        enc(&b, "reply", &r);
-        assert_int_equal(dec(&a, &r), 0);
-        drop(&r);
-        enc(&a, "again", &r);
-        assert_int_equal(dec(&b, &r), 0);
-        drop(&r);
+        deliver(&b, &a, "reply");
+        deliver(&a, &b, "again");
     }
     /* a lost first message of a chain, and a lost reply */
-    enc(&b, "lost", &r);
-    drop(&r);
-    enc(&b, "kept", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
+    lose(&b, "lost");
+    deliver(&b, &a, "kept");
     assert_int_equal(a.n_skipped, 1);
     assert_int_equal(b.n_skipped, 2);
-    for (int i = 0; i < 5; i++)
-        drop(&m[i]);
+    drop_all(m, 5);
     pc_dr_free(&a);
     pc_dr_free(&b);
 }
@@ -277,9 +327,9 @@ static void test_tampered_ciphertext_rejected(void **state)
     msg m;
     uint8_t wrong_ad[128];
     uint8_t *pt;
-    size_t pt_len, len;
+    size_t pt_len;
     pc_status st;
-    uint8_t *before;
+    snapshot before;
 
     (void)state;
     pair(&a, &b);
@@ -298,11 +348,26 @@ static void test_tampered_ciphertext_rejected(void **state)
     /* another session's associated data */
     memcpy(wrong_ad, AD, sizeof AD);
     wrong_ad[127] ^= 1;
-    before = saved(&b, &len);
+    before = snap(&b);
     assert_int_equal(pc_dr_decrypt(&b, wrong_ad, sizeof wrong_ad, m.hdr, m.hdr_len, m.ct,
                                    m.ct_len, T0, &pt, &pt_len, &st), PC_DR_ERR_AUTH);
-    assert_state_is(&b, before, len);
-    pc_eb_free_secret(before, len);
+    assert_unchanged(&b, before);
+    /* associated data over PC_DR_AD_MAX is refused on both sides and changes nothing */
+    {
+        uint8_t long_ad[PC_DR_AD_MAX + 1] = { 0 }, hdr[PC_DR_HEADER_MAX], *ct;
+        size_t hl, cl;
+        snapshot sa = snap(&a);
+
+        before = snap(&b);
+        assert_int_equal(pc_dr_decrypt(&b, long_ad, sizeof long_ad, m.hdr, m.hdr_len, m.ct,
+                                       m.ct_len, T0, &pt, &pt_len, &st), PC_DR_ERR);
+        assert_null(pt);
+        assert_unchanged(&b, before);
+        assert_int_equal(pc_dr_encrypt(&a, long_ad, sizeof long_ad, (const uint8_t *)"x", 1, hdr,
+                                       &hl, &ct, &cl, &st), PC_DR_ERR);
+        assert_null(ct);
+        assert_unchanged(&a, sa);
+    }
     /* the untouched message still opens */
     assert_int_equal(dec(&b, &m), 0);
     drop(&m);
@@ -340,14 +405,12 @@ static void test_tampered_header_rejected(void **state)
      * a different message number, a malformed header) and changes nothing */
     for (size_t i = 0; i < m1.hdr_len; i++) {
         for (int bit = 0; bit < 8; bit++) {
-            size_t len;
-            uint8_t *before = saved(&b, &len);
+            snapshot before = snap(&b);
 
             m1.hdr[i] ^= (uint8_t)(1 << bit);
             assert_true(dec(&b, &m1) < 0);
             m1.hdr[i] ^= (uint8_t)(1 << bit);
-            assert_state_is(&b, before, len);
-            pc_eb_free_secret(before, len);
+            assert_unchanged(&b, before);
         }
     }
     /* a message number moved forward authenticates nothing either */
@@ -384,12 +447,10 @@ static void test_tampered_header_rejected(void **state)
 
     /* PN only matters when the ratchet key is new, yet it is authenticated in every message */
     {
-        msg r, c2;
+        msg c2;
         uint8_t dh2[32];
 
-        enc(&b, "reply", &r);
-        assert_int_equal(dec(&a, &r), 0);
-        drop(&r);
+        deliver(&b, &a, "reply");
         enc(&a, "second chain", &c2);
         assert_int_equal(pc_dr_header_parse(c2.hdr, c2.hdr_len, dh2, &pn, &n, &st), 0);
         assert_int_equal(pn, 2);
@@ -441,16 +502,13 @@ static void test_jump_limit(void **state)
 {
     pc_dr_state a, b;
     msg m, first, over, at;
-    msg r;
 
     (void)state;
     pair(&a, &b);
     enc(&a, "first", &first);
     assert_int_equal(dec(&b, &first), 0); /* Bob's Nr is now 1 */
-    for (int i = 1; i <= PC_DR_MAX_SKIP; i++) {
-        enc(&a, "skipped", &m);
-        drop(&m);
-    }
+    for (int i = 1; i <= PC_DR_MAX_SKIP; i++)
+        lose(&a, "skipped");
     /* the message numbered 1 + PC_DR_MAX_SKIP would need PC_DR_MAX_SKIP keys: allowed; one
      * further would need one more: refused, nothing derived or stored */
     enc(&a, "at the limit", &at);
@@ -462,19 +520,11 @@ static void test_jump_limit(void **state)
     assert_int_equal(dec(&b, &over), 0);
 
     /* the same through PN: Alice's chain ran far ahead of what Bob received, then she ratchets */
-    enc(&b, "reply", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
-    enc(&a, "c2.0", &m);
-    assert_int_equal(dec(&b, &m), 0);
-    drop(&m);
-    for (int i = 0; i < PC_DR_MAX_SKIP + 1; i++) {
-        enc(&a, "unseen", &m);
-        drop(&m);
-    }
-    enc(&b, "reply2", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
+    deliver(&b, &a, "reply");
+    deliver(&a, &b, "c2.0");
+    for (int i = 0; i < PC_DR_MAX_SKIP + 1; i++)
+        lose(&a, "unseen");
+    deliver(&b, &a, "reply2");
     enc(&a, "c3.0", &m); /* PN = PC_DR_MAX_SKIP + 2, Bob has Nr 1 in that chain */
     refused(&b, &m, PC_DR_ERR_TOO_FAR);
     drop(&m);
@@ -492,21 +542,13 @@ static void test_skipped_keys_expire_by_time(void **state)
 
     (void)state;
     pair(&a, &b);
-    for (int i = 0; i < 4; i++)
-        enc(&a, i == 0 ? "m0" : i == 1 ? "m1" : i == 2 ? "m2" : "m3", &m[i]);
+    enc_all(&a, "m", m, 4);
     assert_int_equal(dec_at(&b, &m[3], T0), 0); /* m0..m2 skipped, stored at T0 */
     assert_int_equal(b.n_skipped, 3);
     /* exactly the TTL old: still there */
     assert_int_equal(dec_at(&b, &m[1], T0 + PC_DR_SKIPPED_TTL_MS), 0);
     /* one millisecond more: gone, as if already used, and nothing changed */
-    {
-        size_t len;
-        uint8_t *before = saved(&b, &len);
-
-        assert_int_equal(dec_at(&b, &m[0], T0 + PC_DR_SKIPPED_TTL_MS + 1), PC_DR_ERR_DUPLICATE);
-        assert_state_is(&b, before, len);
-        pc_eb_free_secret(before, len);
-    }
+    refused_at(&b, &m[0], T0 + PC_DR_SKIPPED_TTL_MS + 1, PC_DR_ERR_DUPLICATE);
     assert_int_equal(b.n_skipped, 2);
     /* the next successful decryption purges them */
     enc(&a, "m4", &x);
@@ -515,8 +557,7 @@ static void test_skipped_keys_expire_by_time(void **state)
     assert_int_equal(dec_at(&b, &m[2], T0 + 1), PC_DR_ERR_DUPLICATE);
     drop(&x);
     /* and pc_dr_expire does it without a message */
-    enc(&a, "m5", &x);
-    drop(&x);
+    lose(&a, "m5");
     enc(&a, "m6", &x);
     assert_int_equal(dec_at(&b, &x, T0 + 1000), 0);
     assert_int_equal(b.n_skipped, 1);
@@ -526,15 +567,13 @@ static void test_skipped_keys_expire_by_time(void **state)
     assert_int_equal(b.n_skipped, 0);
     /* a clock that went backwards does not expire anything */
     drop(&x);
-    enc(&a, "m7", &x);
-    drop(&x);
+    lose(&a, "m7");
     enc(&a, "m8", &x);
     assert_int_equal(dec_at(&b, &x, T0 + 5000), 0);
     pc_dr_expire(&b, 0);
     assert_int_equal(b.n_skipped, 1);
     drop(&x);
-    for (int i = 0; i < 4; i++)
-        drop(&m[i]);
+    drop_all(m, 4);
     pc_dr_free(&a);
     pc_dr_free(&b);
 }
@@ -549,12 +588,7 @@ static void test_skipped_keys_evicted_by_count(void **state)
     (void)state;
     assert_non_null(m);
     pair(&a, &b);
-    for (int i = 0; i < TOTAL; i++) {
-        char t[16];
-
-        snprintf(t, sizeof t, "m%d", i);
-        enc(&a, t, &m[i]);
-    }
+    enc_all(&a, "m", m, TOTAL);
     /* two jumps within the skip limit that together skip more than the store holds */
     assert_int_equal(dec(&b, &m[FIRST_JUMP]), 0);
     assert_int_equal(b.n_skipped, FIRST_JUMP);
@@ -582,8 +616,7 @@ static void test_skipped_keys_evicted_by_count(void **state)
     assert_int_equal(dec(&b, &m[FIRST_JUMP + 1]), 0);
     assert_int_equal(dec(&b, &m[TOTAL - 2]), 0);
     assert_int_equal(b.n_skipped, PC_DR_MAX_STORED - 3);
-    for (int i = 0; i < TOTAL; i++)
-        drop(&m[i]);
+    drop_all(m, TOTAL);
     free(m);
     pc_dr_free(&a);
     pc_dr_free(&b);
@@ -687,22 +720,16 @@ static void test_forward_secrecy(void **state)
 static void test_healing(void **state)
 {
     pc_dr_state a, b, eve, eve2;
-    msg m, r, same, after1, after2;
+    msg same, after1, after2;
     uint8_t *blob;
     size_t len;
     pc_status st;
 
     (void)state;
     pair(&a, &b);
-    enc(&a, "hello", &m);
-    assert_int_equal(dec(&b, &m), 0);
-    drop(&m);
-    enc(&b, "hi", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
-    enc(&a, "how are you", &m);
-    assert_int_equal(dec(&b, &m), 0);
-    drop(&m);
+    deliver(&a, &b, "hello");
+    deliver(&b, &a, "hi");
+    deliver(&a, &b, "how are you");
 
     /* Eve copies Bob's whole state (twice, to try it at two moments) */
     blob = saved(&b, &len);
@@ -715,16 +742,12 @@ static void test_healing(void **state)
     assert_int_equal(dec(&eve, &same), 0);
     assert_int_equal(dec(&b, &same), 0);
     /* ... and so is her next step, which ratchets onto Bob's ratchet key Eve also has */
-    enc(&b, "fine", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
+    deliver(&b, &a, "fine");
     enc(&a, "after one step", &after1);
     assert_int_equal(dec(&eve, &after1), 0);
     /* Bob receives it and ratchets with a fresh key Eve never saw; Alice ratchets on that */
     assert_int_equal(dec(&b, &after1), 0);
-    enc(&b, "bob after", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
+    deliver(&b, &a, "bob after");
     enc(&a, "after healing", &after2);
     /* healed: neither copy opens it; Bob does */
     assert_int_equal(dec(&eve, &after2), PC_DR_ERR_AUTH);
@@ -742,7 +765,7 @@ static void test_healing(void **state)
 static void test_save_load_round_trip(void **state)
 {
     pc_dr_state a, b, a2, b2;
-    msg m[4], r;
+    msg m[4];
     uint8_t *ba, *bb, *again;
     size_t la, lb, l2;
     pc_status st;
@@ -750,26 +773,13 @@ static void test_save_load_round_trip(void **state)
     (void)state;
     pair(&a, &b);
     /* both saved before anything was received (Alice: no receiving chain; Bob: no chains) */
-    bb = saved(&b, &lb);
-    assert_int_equal(pc_dr_load(&b2, bb, lb, &st), 0);
-    pc_eb_free_secret(bb, lb);
-    pc_dr_free(&b);
-    b = b2;
-    ba = saved(&a, &la);
-    assert_int_equal(pc_dr_load(&a2, ba, la, &st), 0);
-    pc_eb_free_secret(ba, la);
-    pc_dr_free(&a);
-    a = a2;
+    reload(&b);
+    reload(&a);
     /* a state with skipped keys and old chains */
-    for (int i = 0; i < 4; i++)
-        enc(&a, i == 0 ? "s0" : i == 1 ? "s1" : i == 2 ? "s2" : "s3", &m[i]);
+    enc_all(&a, "s", m, 4);
     assert_int_equal(dec(&b, &m[3]), 0);
-    enc(&b, "r0", &r);
-    assert_int_equal(dec(&a, &r), 0);
-    drop(&r);
-    enc(&a, "t0", &r);
-    assert_int_equal(dec(&b, &r), 0);
-    drop(&r);
+    deliver(&b, &a, "r0");
+    deliver(&a, &b, "t0");
     assert_int_equal(b.n_skipped, 3);
     assert_int_equal(b.n_old, 1);
 
@@ -789,16 +799,11 @@ static void test_save_load_round_trip(void **state)
     /* and it keeps working both ways, skipped keys included */
     assert_int_equal(dec(&b2, &m[1]), 0);
     assert_int_equal(dec(&b2, &m[0]), 0);
-    enc(&b2, "r1", &r);
-    assert_int_equal(dec(&a2, &r), 0);
-    drop(&r);
-    enc(&a2, "t1", &r);
-    assert_int_equal(dec(&b2, &r), 0);
-    drop(&r);
+    deliver(&b2, &a2, "r1");
+    deliver(&a2, &b2, "t1");
     assert_int_equal(dec(&b2, &m[2]), 0);
     refused(&b2, &m[2], PC_DR_ERR_DUPLICATE);
-    for (int i = 0; i < 4; i++)
-        drop(&m[i]);
+    drop_all(m, 4);
     pc_dr_free(&a2);
     pc_dr_free(&b2);
 }
@@ -808,14 +813,12 @@ static void test_corrupt_blobs_rejected(void **state)
     pc_dr_state a, b, x;
     msg m[3];
     uint8_t *blob, *bad;
-    size_t len;
+    size_t len, bad_len;
     pc_status st;
-    pc_eb_writer w;
 
     (void)state;
     pair(&a, &b);
-    for (int i = 0; i < 3; i++)
-        enc(&a, "x", &m[i]);
+    enc_all(&a, "x", m, 3);
     assert_int_equal(dec(&b, &m[2]), 0);
     blob = saved(&b, &len);
     /* every truncation */
@@ -838,20 +841,15 @@ static void test_corrupt_blobs_rejected(void **state)
     bad[len] = 0;
     assert_int_equal(pc_dr_load(&x, bad, len + 1, &st), -1);
     free(bad);
-    /* well framed (valid checksum), but inconsistent inside */
-    pc_eb_begin(&w, "PCDR", PC_DR_STATE_VERSION);
-    pc_dr_write(&b, &w);
-    pc_eb_put_u8(&w, 0); /* trailing byte */
-    assert_int_equal(pc_eb_finish(&w, &bad, &len), 0);
-    assert_int_equal(pc_dr_load(&x, bad, len, &st), -1);
+    /* well framed (valid checksum), but inconsistent inside: a trailing byte */
+    bad = framed(&b, PC_DR_STATE_VERSION, 1, &bad_len);
+    assert_int_equal(pc_dr_load(&x, bad, bad_len, &st), -1);
     assert_string_equal(st.msg, "saved ratchet state is corrupt");
-    pc_eb_free_secret(bad, len);
-    pc_eb_begin(&w, "PCDR", PC_DR_STATE_VERSION + 1);
-    pc_dr_write(&b, &w);
-    assert_int_equal(pc_eb_finish(&w, &bad, &len), 0);
-    assert_int_equal(pc_dr_load(&x, bad, len, &st), -1);
+    pc_eb_free_secret(bad, bad_len);
+    bad = framed(&b, PC_DR_STATE_VERSION + 1, 0, &bad_len);
+    assert_int_equal(pc_dr_load(&x, bad, bad_len, &st), -1);
     assert_non_null(strstr(st.msg, "unknown version"));
-    pc_eb_free_secret(bad, len);
+    pc_eb_free_secret(bad, bad_len);
     {
         /* a skipped-key count far beyond the data and the limit */
         pc_dr_state big = b;
@@ -859,33 +857,25 @@ static void test_corrupt_blobs_rejected(void **state)
         big.n_skipped = PC_DR_MAX_STORED + 1;
         big.skipped = calloc(big.n_skipped, sizeof *big.skipped);
         assert_non_null(big.skipped);
-        pc_eb_begin(&w, "PCDR", PC_DR_STATE_VERSION);
-        pc_dr_write(&big, &w);
-        assert_int_equal(pc_eb_finish(&w, &bad, &len), 0);
-        assert_int_equal(pc_dr_load(&x, bad, len, &st), -1);
-        pc_eb_free_secret(bad, len);
+        bad = framed(&big, PC_DR_STATE_VERSION, 0, &bad_len);
+        assert_int_equal(pc_dr_load(&x, bad, bad_len, &st), -1);
+        pc_eb_free_secret(bad, bad_len);
         free(big.skipped);
         /* a ratchet secret key that does not match its public key */
         big = b;
         big.skipped = NULL;
         big.n_skipped = 0;
         big.dhs_sk[0] ^= 0x10;
-        pc_eb_begin(&w, "PCDR", PC_DR_STATE_VERSION);
-        pc_dr_write(&big, &w);
-        assert_int_equal(pc_eb_finish(&w, &bad, &len), 0);
-        assert_int_equal(pc_dr_load(&x, bad, len, &st), -1);
-        pc_eb_free_secret(bad, len);
+        bad = framed(&big, PC_DR_STATE_VERSION, 0, &bad_len);
+        assert_int_equal(pc_dr_load(&x, bad, bad_len, &st), -1);
+        pc_eb_free_secret(bad, bad_len);
         sodium_memzero(&big, sizeof big);
     }
     /* the original still loads, and the loaded state works */
-    len = 0;
-    pc_eb_free_secret(blob, 0);
-    blob = saved(&b, &len);
     assert_int_equal(pc_dr_load(&x, blob, len, &st), 0);
     assert_int_equal(dec(&x, &m[0]), 0);
     pc_eb_free_secret(blob, len);
-    for (int i = 0; i < 3; i++)
-        drop(&m[i]);
+    drop_all(m, 3);
     pc_dr_free(&x);
     pc_dr_free(&a);
     pc_dr_free(&b);
