@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "limits.h"
 #include "status.h"
+#include "x3dh.h"
 
 typedef struct {
     uint32_t id;       /* non-zero */
@@ -58,18 +59,10 @@ int pc_prekeys_upload(pc_conn *c, const pc_prekeys_spk *spk, const pc_prekeys_op
                       size_t n, int replace_one_time, pc_prekeys_upload_cb cb, void *ud,
                       pc_status *st);
 
-/* One device's published keys. Verify spk_sig (signed prekey transcript) with signing_pk, and
- * signing_pk against the account's signed device list, before using them. */
-typedef struct {
-    uint32_t device_id, registration_id;
-    uint8_t signing_pk[32], identity_pk[32];
-    int has_spk;             /* 0: the device never uploaded a signed prekey (cannot do X3DH) */
-    uint32_t spk_id;
-    uint8_t spk_pk[32], spk_sig[64];
-    int has_opk;             /* 0: its one-time prekey pool was empty */
-    uint32_t opk_id;
-    uint8_t opk_pk[32];
-} pc_prekey_bundle;
+/* One device's published keys: x3dh.h's pc_bundle, with has_spk 0 when the device never
+ * uploaded a signed prekey (no X3DH possible) and has_opk 0 when its one-time pool was empty.
+ * pc_x3dh_initiate verifies spk_sig against signing_pk before use. */
+typedef pc_bundle pc_prekey_bundle;
 
 typedef struct {
     char account[PARLEY_NAME_MAX + 1]; /* normalised */

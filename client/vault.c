@@ -441,7 +441,6 @@ int pc_vault_add_bundle(pc_vault *v, const char *account, const pc_prekey_bundle
                         int *key_changed, pc_status *st)
 {
     vpeer *p = peer_get(v, account, st);
-    pc_bundle bd;
     pc_e2s *s;
     vdev *d;
 
@@ -451,20 +450,7 @@ int pc_vault_add_bundle(pc_vault *v, const char *account, const pc_prekey_bundle
         return pc_status_set(st, PC_ERR_SERVER,
                              "device %u of %s has not published its prekeys yet", b->device_id,
                              account);
-    memset(&bd, 0, sizeof bd);
-    bd.device_id = b->device_id;
-    bd.registration_id = b->registration_id;
-    memcpy(bd.signing_pk, b->signing_pk, 32);
-    memcpy(bd.identity_pk, b->identity_pk, 32);
-    bd.spk_id = b->spk_id;
-    memcpy(bd.spk_pk, b->spk_pk, 32);
-    memcpy(bd.spk_sig, b->spk_sig, 64);
-    if (b->has_opk) {
-        bd.has_opk = 1;
-        bd.opk_id = b->opk_id;
-        memcpy(bd.opk_pk, b->opk_pk, 32);
-    }
-    if (pc_e2s_init_outgoing(&v->me->keys, &bd, &s, st) < 0) {
+    if (pc_e2s_init_outgoing(&v->me->keys, b, &s, st) < 0) {
         char why[PC_STATUS_MSG_MAX / 2];
         memcpy(why, st->msg, sizeof why - 1);
         why[sizeof why - 1] = '\0';
@@ -475,7 +461,7 @@ int pc_vault_add_bundle(pc_vault *v, const char *account, const pc_prekey_bundle
         pc_e2s_free(s);
         return -1;
     }
-    if (pin(d, bd.signing_pk, bd.identity_pk) && key_changed)
+    if (pin(d, b->signing_pk, b->identity_pk) && key_changed)
         *key_changed = 1;
     d->registration_id = b->registration_id;
     pc_e2s_free(d->prev);

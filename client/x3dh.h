@@ -33,6 +33,8 @@
 typedef struct {
     uint32_t device_id, registration_id;
     uint8_t signing_pk[32], identity_pk[32];
+    int has_spk;       /* as fetched: 0 when the device published no signed prekey (the fields
+                          below are then unset; callers check before pc_x3dh_initiate) */
     uint32_t spk_id;
     uint8_t spk_pk[32], spk_sig[64];
     int has_opk;
