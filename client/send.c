@@ -223,13 +223,6 @@ static void retry_later(pc_sendop *op, const pc_status *why)
     uv_timer_start(&op->retry_timer, retry_cb, ms, 0);
 }
 
-static int retryable(int code)
-{
-    return code == PARLEY__V1__ERROR_CODE__UNAVAILABLE ||
-           code == PARLEY__V1__ERROR_CODE__SHUTTING_DOWN ||
-           code == PARLEY__V1__ERROR_CODE__RATE_LIMITED;
-}
-
 static void forget_devices(pc_sendop *op)
 {
     if (op->devs)
@@ -330,7 +323,7 @@ static void on_send_response(pc_conn *c, const Parley__V1__ServerFrame *f, const
         fail(op, &r);
         return;
     }
-    if (retryable(e->code)) {
+    if (pc_error_retryable(e->code)) {
         retry_later(op, &r);
         return;
     }
@@ -418,7 +411,7 @@ static void on_bundles(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, vo
         if (st->kind == PC_ERR_NET) {
             op->last = *st;
             op->state = W_UP;
-        } else if (st->kind == PC_ERR_SERVER && retryable(st->server_code)) {
+        } else if (st->kind == PC_ERR_SERVER && pc_error_retryable(st->server_code)) {
             retry_later(op, st);
         } else {
             fail(op, st);
@@ -477,7 +470,7 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
         if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT)
             pc_status_set(&r, PC_ERR_SERVER, "unknown account %s", target(op)),
                 r.server_code = PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT;
-        if (retryable(f->error->code))
+        if (pc_error_retryable(f->error->code))
             retry_later(op, &r);
         else
             fail(op, &r);

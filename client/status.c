@@ -47,3 +47,10 @@ int pc_status_from_error(pc_status *st, const Parley__V1__Error *e)
     st->retry_after_ms = e->retry_after_ms;
     return -1;
 }
+
+int pc_error_retryable(int code)
+{
+    return code == PARLEY__V1__ERROR_CODE__UNAVAILABLE ||
+           code == PARLEY__V1__ERROR_CODE__SHUTTING_DOWN ||
+           code == PARLEY__V1__ERROR_CODE__RATE_LIMITED;
+}

@@ -38,6 +38,9 @@ struct Parley__V1__Error;
 int pc_status_from_error(pc_status *st, const struct Parley__V1__Error *e);
 /* Name of a Parley__V1__ErrorCode ("BAD_FRAME"), "UNKNOWN" when out of range. */
 const char *pc_error_name(int code);
+/* 1 for the ErrorCodes that ask the client to send the same request again later
+ * (UNAVAILABLE, SHUTTING_DOWN, RATE_LIMITED: docs/PROTOCOL.md, "Errors"), else 0. */
+int pc_error_retryable(int code);
 /* Parses an ErrorCode name; returns the code or -1. */
 int pc_error_from_name(const char *name);
 

@@ -156,13 +156,6 @@ static void lt_msg_transmit(lt_run *r, uint32_t mi)
         m->sends++;
 }
 
-static int lt_msg_retryable(int code)
-{
-    return code == PARLEY__V1__ERROR_CODE__RATE_LIMITED ||
-           code == PARLEY__V1__ERROR_CODE__UNAVAILABLE ||
-           code == PARLEY__V1__ERROR_CODE__SHUTTING_DOWN;
-}
-
 static void lt_msg_on_answer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                              void *ud)
 {
@@ -193,7 +186,7 @@ static void lt_msg_on_answer(pc_conn *c, const Parley__V1__ServerFrame *f, const
         lt_msg_release(r, mi);
         return;
     }
-    if (lt_msg_retryable(e->code)) {
+    if (pc_error_retryable(e->code)) {
         uint64_t delay = e->retry_after_ms;
         if (!delay) {
             delay = e->code == PARLEY__V1__ERROR_CODE__RATE_LIMITED  ? LT_RETRY_RATE_MS
