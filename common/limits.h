@@ -34,7 +34,8 @@
 #define PARLEY_SEND_BURST               200          /* Send frames per connection, at once */
 #define PARLEY_SEND_ORPHAN_MS           (5 * 60 * 1000) /* timed-out send keeps its slot */
 #define PARLEY_PENDING_ACK_IDS_MAX      (2 * PARLEY_MAX_ACK_IDS) /* unflushed acks per conn */
-#define PARLEY_PENDING_LOOKUPS_MAX      4            /* GetDevices in flight per connection */
+#define PARLEY_PENDING_LOOKUPS_MAX      4            /* GetDevices, GetPrekeys and UploadPrekeys
+                                                        in flight per connection */
 
 /* Backends */
 #define PARLEY_PG_QUEUE_MAX             4096         /* queries waiting for a connection */

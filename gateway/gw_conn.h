@@ -68,7 +68,7 @@ typedef struct gw_conn {
     uint32_t device_id;
     uint32_t last_rx_s; /* loop time (s) of the last frame or pong from the client */
     unsigned npending;  /* sends waiting and orphaned */
-    uint16_t lookups;   /* GetDevices and prekey requests in flight */
+    uint16_t lookups;   /* requests in flight (gw_lookup.h) */
     uint16_t ack_ids;   /* ack ids queued or being deleted (see gw_ack.h) */
     uint16_t close_code; /* non-zero once closing: no more input is handled */
     uint8_t state;       /* gw_conn_state */

@@ -5,8 +5,8 @@
 
 #include "auth.h"
 #include "gw.h"
+#include "gw_lookup.h"
 #include "pgbin.h"
-#include "log.h"
 
 #define GW_SQL_DEVICES                                                                         \
     "SELECT d.device_id, d.registration_id, d.signing_key, d.identity_key FROM accounts a"     \
@@ -22,20 +22,10 @@ static void gw_devices_cb(PGresult *res, const char *err, void *ud)
 {
     gw_devices_ctx *x = ud;
     gw *g = x->g;
-    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
+    gw_conn *c = gw_lookup_result(g, x->conn_id, x->request_id, res, err,
+                                  "devices_lookup_failed", "account service unavailable");
     if (!c)
         goto out;
-    c->lookups--;
-    if (c->close_code)
-        goto out;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char q[256];
-        plog_error("devices_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                   plog_q(q, sizeof q, ppg_why(res, err)));
-        gw_conn_send_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                           "account service unavailable", 0);
-        goto out;
-    }
     int n = PQntuples(res);
     if (n == 0) {
         gw_conn_send_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT,
@@ -88,22 +78,18 @@ out:
 void gw_devices_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 {
     uint64_t rid = f->request_id;
-    if (c->lookups >= PARLEY_PENDING_LOOKUPS_MAX) {
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__RATE_LIMITED,
-                           "too many unanswered requests", 1000);
+    if (gw_lookup_begin(g, c, rid) != 0)
         return;
-    }
     gw_devices_ctx *x = calloc(1, sizeof *x);
     if (!x) {
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
         return;
     }
     const char *name = f->get_devices->account;
     if (!name || pauth_name_normalize(name, x->account) != 0) {
         free(x);
         /* an invalid name can never have been registered */
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT,
-                           "no such account", 0);
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT, "no such account", 0);
         return;
     }
     x->g = g;
@@ -112,9 +98,7 @@ void gw_devices_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     const char *params[] = {x->account};
     if (ppg_query(g->pg, GW_SQL_DEVICES, 1, params, NULL, NULL, 1, gw_devices_cb, x) != 0) {
         free(x);
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                           "account service unavailable", 0);
-        return;
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                       "account service unavailable", 0);
     }
-    c->lookups++;
 }

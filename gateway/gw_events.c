@@ -123,6 +123,35 @@ static void gw_events_entry(gw *g, const redisReply *e)
     }
 }
 
+/* ---- events to other gateways ------------------------------------------------------------- */
+
+static void gw_events_sent_cb(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        char q[256];
+        plog_warn("delivery_send_failed", "what=%s error=%s", (const char *)privdata,
+                  plog_q(q, sizeof q, r->str));
+    }
+}
+
+int gw_events_send_to(gw *g, const char *gateway_id, const Parley__V1__InternalEvent *ev,
+                      const char *what)
+{
+    uint8_t buf[GW_EVENTS_SEND_MAX];
+    size_t len = parley__v1__internal_event__get_packed_size(ev);
+    char key[PKEYS_MAX];
+    if (len > sizeof buf || pkeys_delivery(key, gateway_id) < 0)
+        return -1;
+    parley__v1__internal_event__pack(ev, buf);
+    const char *argv[] = {"XADD", key, "MAXLEN", "~", PKEYS_DELIVERY_MAXLEN, "*", PKEYS_FIELD,
+                          (const char *)buf};
+    const size_t argvlen[] = {4, strlen(key), 6, 1, strlen(PKEYS_DELIVERY_MAXLEN), 1,
+                              strlen(PKEYS_FIELD), len};
+    return predis_cmd(g->redis, gw_events_sent_cb, (void *)what, 8, argv, argvlen);
+}
+
 /* ---- the read chain ----------------------------------------------------------------------- */
 
 static void gw_events_retry_cb(uv_timer_t *t)

@@ -1,7 +1,8 @@
 /* gw_events.h: the reader of this gateway's delivery stream parley:gw:{gateway_id} (XREAD BLOCK
  * on its own Redis connection): fanout replies are forwarded to their connection, pushes go to
  * the (account, device) connection (held while it drains), kicks close replaced connections,
- * prekey-low notices become PrekeysLow pushes (gw_prekeys_low.h). */
+ * prekey-low notices become PrekeysLow pushes (gw_prekeys_low.h). Also the writer of the small
+ * events this gateway sends to another gateway's delivery stream. */
 #ifndef PARLEY_GW_EVENTS_H
 #define PARLEY_GW_EVENTS_H
 
@@ -28,6 +29,13 @@ int gw_events_init(struct gw *g);
 void gw_events_on_up(struct predis *r, void *ud);
 /* Ends the chain and closes the retry timer (handles close on the loop). */
 void gw_events_stop(struct gw *g);
+
+/* Queues ev (a kick or a prekey-low notice: at most GW_EVENTS_SEND_MAX bytes packed) on the
+ * delivery stream of gateway gateway_id. Returns 0 when it went to Redis; an error reply comes
+ * later and is logged with what (a string literal) naming the event. */
+#define GW_EVENTS_SEND_MAX 256
+int gw_events_send_to(struct gw *g, const char *gateway_id, const Parley__V1__InternalEvent *ev,
+                      const char *what);
 
 /* Applies one decoded event (exposed for tests). */
 void gw_events_apply(struct gw *g, const Parley__V1__InternalEvent *ev);

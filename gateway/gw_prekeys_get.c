@@ -7,6 +7,7 @@
 
 #include "auth.h"
 #include "gw.h"
+#include "gw_lookup.h"
 #include "gw_prekeys_check.h"
 #include "gw_prekeys_low.h"
 #include "keys.h"
@@ -44,17 +45,27 @@ typedef struct {
     char req_account_id[24], req_device[16];    /* the requester, excluded from the answer */
 } gw_pk_get;
 
-/* Fills b from row i; returns 0, or -1 for the "no device matched" row or a malformed one. */
-static int gw_pk_bundle(const PGresult *res, int i, Parley__V1__PrekeyBundle *b,
-                        Parley__V1__SignedPrekey *spk, Parley__V1__OneTimePrekey *otk,
-                        int32_t *left)
+/* One bundle of the answer, with the messages it points to. */
+typedef struct {
+    Parley__V1__PrekeyBundle b;
+    Parley__V1__SignedPrekey spk;
+    Parley__V1__OneTimePrekey otk;
+    int32_t left; /* the device's one-time prekeys after the claim */
+} gw_pk_row;
+
+/* Fills r from row i (pointing into res); returns 0, or -1 for the "no device matched" row or a
+ * malformed one. */
+static int gw_pk_bundle(const PGresult *res, int i, gw_pk_row *r)
 {
+    Parley__V1__PrekeyBundle *b = &r->b;
+    Parley__V1__SignedPrekey *spk = &r->spk;
+    Parley__V1__OneTimePrekey *otk = &r->otk;
     int32_t dev, reg;
     const uint8_t *sk, *ik;
     size_t sklen, iklen;
     if (ppgbin_cell_i32(res, i, 0, &dev) || ppgbin_cell_i32(res, i, 1, &reg) ||
         ppgbin_cell_bytes(res, i, 2, &sk, &sklen) || ppgbin_cell_bytes(res, i, 3, &ik, &iklen) ||
-        ppgbin_cell_i32(res, i, 9, left))
+        ppgbin_cell_i32(res, i, 9, &r->left))
         return -1;
     parley__v1__prekey_bundle__init(b);
     b->device_id = (uint32_t)dev;
@@ -90,38 +101,30 @@ static void gw_pk_get_claimed_cb(PGresult *res, const char *err, void *ud)
 {
     gw_pk_get *x = ud;
     gw *g = x->g;
-    gw_conn *c = gw_prekeys_conn_done(g, x->conn_id);
+    gw_conn *c = gw_lookup_result(g, x->conn_id, x->request_id, res, err,
+                                  "prekeys_claim_failed", "prekey service unavailable");
     /* one-time prekeys claimed for a connection that went away are lost: harmless, the
      * device has more and tops up */
     if (!c)
         goto out;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gw_conn_send_error(g, c, x->request_id,
-                           gw_prekeys_pg_failed("prekeys_claim_failed", c->id, res, err),
-                           "prekey service unavailable", 0);
-        goto out;
-    }
     int n = PQntuples(res);
     if (n == 0) {
         gw_conn_send_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT,
                            "no such account", 0);
         goto out;
     }
-    Parley__V1__PrekeyBundle *bs = calloc((size_t)n, sizeof *bs);
+    gw_pk_row *rows = calloc((size_t)n, sizeof *rows);
     Parley__V1__PrekeyBundle **ptrs = calloc((size_t)n, sizeof *ptrs);
-    Parley__V1__SignedPrekey *spks = calloc((size_t)n, sizeof *spks);
-    Parley__V1__OneTimePrekey *otks = calloc((size_t)n, sizeof *otks);
-    int32_t *left = calloc((size_t)n, sizeof *left);
-    if (!bs || !ptrs || !spks || !otks || !left) {
+    if (!rows || !ptrs) {
         gw_conn_send_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__INTERNAL,
                            "out of memory", 0);
         goto free_all;
     }
     size_t k = 0, with_otk = 0;
     for (int i = 0; i < n; i++)
-        if (gw_pk_bundle(res, i, &bs[k], &spks[k], &otks[k], &left[k]) == 0) {
-            with_otk += bs[k].one_time_prekey != NULL;
-            ptrs[k] = &bs[k];
+        if (gw_pk_bundle(res, i, &rows[k]) == 0) {
+            with_otk += rows[k].b.one_time_prekey != NULL;
+            ptrs[k] = &rows[k].b;
             k++;
         }
     Parley__V1__PrekeyBundles list = PARLEY__V1__PREKEY_BUNDLES__INIT;
@@ -139,14 +142,11 @@ static void gw_pk_get_claimed_cb(PGresult *res, const char *err, void *ud)
     plog_debug("prekeys_fetched", "conn=%llu target=%s bundles=%zu one_time=%zu",
                (unsigned long long)c->id, x->account, k, with_otk);
     for (size_t i = 0; i < k; i++)
-        if (left[i] <= PARLEY_PREKEYS_LOW_WATER)
-            gw_prekeys_low_notify(g, x->account, bs[i].device_id, (uint32_t)left[i]);
+        if (rows[i].left <= PARLEY_PREKEYS_LOW_WATER)
+            gw_prekeys_low_notify(g, x->account, rows[i].b.device_id, (uint32_t)rows[i].left);
 free_all:
-    free(bs);
+    free(rows);
     free(ptrs);
-    free(spks);
-    free(otks);
-    free(left);
 out:
     free(x);
 }
@@ -157,10 +157,8 @@ static void gw_pk_get_limit_cb(redisAsyncContext *ac, void *reply, void *privdat
     gw_pk_get *x = privdata;
     gw *g = x->g;
     redisReply *r = reply;
-    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
-    if (!c || c->close_code) {
-        if (c && c->lookups)
-            c->lookups--;
+    gw_conn *c = gw_lookup_step(g, x->conn_id);
+    if (!c) {
         free(x);
         return;
     }
@@ -188,19 +186,15 @@ static void gw_pk_get_limit_cb(redisAsyncContext *ac, void *reply, void *privdat
                   (unsigned long long)c->id, x->account, why);
     }
     if (why) {
-        if (c->lookups)
-            c->lookups--;
-        gw_conn_send_error(g, c, x->request_id, code, why, retry);
+        gw_lookup_fail(g, c, x->request_id, code, why, retry);
         free(x);
         return;
     }
     const char *params[] = {x->account, x->req_account_id, x->req_device,
                             x->devices[0] ? x->devices : NULL};
     if (ppg_query(g->pg, GW_SQL_CLAIM, 4, params, NULL, NULL, 1, gw_pk_get_claimed_cb, x) != 0) {
-        if (c->lookups)
-            c->lookups--;
-        gw_conn_send_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                           "prekey service unavailable", 0);
+        gw_lookup_fail(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                       "prekey service unavailable", 0);
         free(x);
     }
 }
@@ -216,18 +210,17 @@ void gw_prekeys_get(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         return;
     }
     _Static_assert(PARLEY_PREKEYS_FETCH_DEVICES_MAX == 8, "message above");
-    if (gw_prekeys_admit(g, c, rid) != 0)
+    if (gw_lookup_begin(g, c, rid) != 0)
         return;
     gw_pk_get *x = calloc(1, sizeof *x);
     if (!x) {
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
         return;
     }
     if (!q->account || pauth_name_normalize(q->account, x->account) != 0) {
         free(x);
         /* an invalid name can never have been registered */
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT,
-                           "no such account", 0);
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT, "no such account", 0);
         return;
     }
     x->g = g;
@@ -244,7 +237,7 @@ void gw_prekeys_get(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     if (pkeys_ratelimit(kreq, "prekeys_req", who) < 0 ||
         pkeys_ratelimit(ktarget, "prekeys_target", x->account) < 0) {
         free(x);
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "key too long", 0);
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "key too long", 0);
         return;
     }
     const char *argv[] = {"EVAL", GW_LUA_FETCH_LIMIT, "2", kreq, ktarget, GW_PK_WINDOW_MS,
@@ -254,9 +247,7 @@ void gw_prekeys_get(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     if (predis_cmd(g->redis, gw_pk_get_limit_cb, x, 8, argv, argvlen) != 0) {
         free(x);
         /* fail closed, like registration: without the limiter nothing bounds the claims */
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                           "rate limiter unavailable", 0);
-        return;
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                       "rate limiter unavailable", 0);
     }
-    c->lookups++;
 }

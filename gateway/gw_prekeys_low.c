@@ -17,8 +17,6 @@
     "return redis.call('GET', KEYS[2]) end "                                                   \
     "return false"
 
-#define GW_PK_LOW_EVENT_MAX 128 /* packed InternalPrekeysLow: name, ids and a count */
-
 typedef struct {
     gw *g;
     char account[PARLEY_NAME_MAX + 1];
@@ -43,17 +41,6 @@ static void gw_pk_low_deliver(gw *g, const char *account, uint32_t device_id, ui
     }
 }
 
-static void gw_pk_low_xadd_cb(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    (void)privdata;
-    redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR) {
-        char q[256];
-        plog_warn("prekeys_low_route_failed", "error=%s", plog_q(q, sizeof q, r->str));
-    }
-}
-
 static void gw_pk_low_route(gw *g, const gw_pk_low_ctx *x, const char *other_gw)
 {
     Parley__V1__PrekeysLow low = PARLEY__V1__PREKEYS_LOW__INIT;
@@ -65,17 +52,7 @@ static void gw_pk_low_route(gw *g, const gw_pk_low_ctx *x, const char *other_gw)
     Parley__V1__InternalEvent ev = PARLEY__V1__INTERNAL_EVENT__INIT;
     ev.body_case = PARLEY__V1__INTERNAL_EVENT__BODY_PREKEYS_LOW;
     ev.prekeys_low = &il;
-    uint8_t buf[GW_PK_LOW_EVENT_MAX];
-    size_t len = parley__v1__internal_event__get_packed_size(&ev);
-    char key[PKEYS_MAX];
-    if (len > sizeof buf || pkeys_delivery(key, other_gw) < 0)
-        return;
-    parley__v1__internal_event__pack(&ev, buf);
-    const char *argv[] = {"XADD", key, "MAXLEN", "~", PKEYS_DELIVERY_MAXLEN, "*", PKEYS_FIELD,
-                          (const char *)buf};
-    const size_t argvlen[] = {4, strlen(key), 6, 1, strlen(PKEYS_DELIVERY_MAXLEN), 1,
-                              strlen(PKEYS_FIELD), len};
-    if (predis_cmd(g->redis, gw_pk_low_xadd_cb, NULL, 8, argv, argvlen) == 0)
+    if (gw_events_send_to(g, other_gw, &ev, "prekeys_low") == 0)
         plog_debug("prekeys_low_routed", "account=%s device=%" PRIu32 " gateway=%s", x->account,
                    x->device_id, other_gw);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "gw_lookup.h"
 #include "gw_prekeys_check.h"
 #include "log.h"
 #include "pgbin.h"
@@ -41,15 +42,10 @@ static void gw_pk_up_stored_cb(PGresult *res, const char *err, void *ud)
 {
     gw_pk_up *x = ud;
     gw *g = x->g;
-    gw_conn *c = gw_prekeys_conn_done(g, x->conn_id);
+    gw_conn *c = gw_lookup_result(g, x->conn_id, x->request_id, res, err,
+                                  "prekeys_upload_failed", "prekey service unavailable");
     if (!c)
         goto out;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        gw_conn_send_error(g, c, x->request_id,
-                           gw_prekeys_pg_failed("prekeys_upload_failed", c->id, res, err),
-                           "prekey service unavailable", 0);
-        goto out;
-    }
     const uint8_t *st;
     size_t stlen;
     int64_t detail = 0, spk_id = 0;
@@ -107,7 +103,7 @@ out:
     gw_pk_up_free(x);
 }
 
-/* Queues the store; on failure answers and frees x. c has x counted in lookups. */
+/* Queues the store; on failure ends the lookup and frees x. */
 static void gw_pk_up_store(gw *g, gw_conn *c, gw_pk_up *x)
 {
     char spk_id[16], pool_max[16];
@@ -126,10 +122,8 @@ static void gw_pk_up_store(gw *g, gw_conn *c, gw_pk_up *x)
     const int formats[] = {0, 0, 0, 1, 1, 0, 1, 0, 0};
     if (ppg_query(g->pg, GW_SQL_UPLOAD, 9, params, lengths, formats, 1, gw_pk_up_stored_cb,
                   x) != 0) {
-        if (c->lookups)
-            c->lookups--;
-        gw_conn_send_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                           "prekey service unavailable", 0);
+        gw_lookup_fail(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                       "prekey service unavailable", 0);
         gw_pk_up_free(x);
     }
 }
@@ -138,10 +132,8 @@ static void gw_pk_up_key_cb(PGresult *res, const char *err, void *ud)
 {
     gw_pk_up *x = ud;
     gw *g = x->g;
-    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
-    if (!c || c->close_code) {
-        if (c && c->lookups)
-            c->lookups--;
+    gw_conn *c = gw_lookup_step(g, x->conn_id);
+    if (!c) {
         gw_pk_up_free(x);
         return;
     }
@@ -150,7 +142,7 @@ static void gw_pk_up_key_cb(PGresult *res, const char *err, void *ud)
     Parley__V1__ErrorCode code = 0;
     const char *why = NULL;
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        code = gw_prekeys_pg_failed("prekeys_key_lookup_failed", c->id, res, err);
+        code = gw_lookup_pg_failed("prekeys_key_lookup_failed", c->id, res, err);
         why = "prekey service unavailable";
     } else if (PQntuples(res) != 1 || ppgbin_cell_bytes(res, 0, 0, &key, &keylen) ||
                keylen != 32) {
@@ -164,9 +156,7 @@ static void gw_pk_up_key_cb(PGresult *res, const char *err, void *ud)
         why = "signed prekey signature does not verify with the device signing key";
     }
     if (why) {
-        if (c->lookups)
-            c->lookups--;
-        gw_conn_send_error(g, c, x->request_id, code, why, 0);
+        gw_lookup_fail(g, c, x->request_id, code, why, 0);
         gw_pk_up_free(x);
         return;
     }
@@ -184,12 +174,12 @@ void gw_prekeys_upload(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT, why, 0);
         return;
     }
-    if (gw_prekeys_admit(g, c, rid) != 0)
+    if (gw_lookup_begin(g, c, rid) != 0)
         return;
     gw_pk_up *x = calloc(1, sizeof *x);
     if (!x || gw_prekeys_upload_params(u, &x->otk_ids, &x->otk_keys, &x->otk_keys_len) != 0) {
         free(x);
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
         return;
     }
     x->g = g;
@@ -205,7 +195,6 @@ void gw_prekeys_upload(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         memcpy(x->spk_public, u->signed_prekey->public_key.data, 32);
         memcpy(x->spk_signature, u->signed_prekey->signature.data, 64);
     }
-    c->lookups++;
     if (!x->has_spk) {
         gw_pk_up_store(g, c, x);
         return;
@@ -214,9 +203,8 @@ void gw_prekeys_upload(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     const char *params[] = {x->account_id, x->device_id};
     if (ppg_query(g->pg, GW_SQL_SIGNING_KEY, 2, params, NULL, NULL, 1, gw_pk_up_key_cb, x) !=
         0) {
-        c->lookups--;
-        gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                           "prekey service unavailable", 0);
+        gw_lookup_fail(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
+                       "prekey service unavailable", 0);
         gw_pk_up_free(x);
     }
 }

@@ -139,17 +139,7 @@ static void gw_presence_kick(gw *g, const gw_conn *c, const char *other_gw, uint
     Parley__V1__InternalEvent ev = PARLEY__V1__INTERNAL_EVENT__INIT;
     ev.body_case = PARLEY__V1__INTERNAL_EVENT__BODY_KICK;
     ev.kick = &kick;
-    uint8_t buf[256];
-    size_t len = parley__v1__internal_event__get_packed_size(&ev);
-    char key[PKEYS_MAX];
-    if (len > sizeof buf || pkeys_delivery(key, other_gw) < 0)
-        return;
-    parley__v1__internal_event__pack(&ev, buf);
-    const char *argv[] = {"XADD", key, "MAXLEN", "~", PKEYS_DELIVERY_MAXLEN, "*", PKEYS_FIELD,
-                          (const char *)buf};
-    const size_t argvlen[] = {4, strlen(key), 6, 1, strlen(PKEYS_DELIVERY_MAXLEN), 1,
-                              strlen(PKEYS_FIELD), len};
-    if (predis_cmd(g->redis, gw_presence_ignore_cb, g, 8, argv, argvlen) == 0) {
+    if (gw_events_send_to(g, other_gw, &ev, "kick") == 0) {
         pmet_inc(g->m.kicks_sent, 1);
         plog_info("kick_sent", "account=%s device=%" PRIu32 " gateway=%s conn=%llu", c->account,
                   c->device_id, other_gw, (unsigned long long)other_conn);

@@ -201,8 +201,10 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
                            "gateway is shutting down", 0);
         return;
     }
+    /* one clock read per send: the rate limit, admission and the answer deadline */
+    uint64_t now_us = pclock_mono_us();
     uint32_t retry_after_ms;
-    if (gw_send_bucket_take(&c->send_bucket, pclock_mono_us(), &retry_after_ms) != 0) {
+    if (gw_send_bucket_take(&c->send_bucket, now_us, &retry_after_ms) != 0) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__RATE_LIMITED, "too many sends",
                            retry_after_ms);
         return;
@@ -220,7 +222,7 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         return;
     }
     unsigned shard = pkeys_shard(recipient, (unsigned)g->cfg->backend.ingress_shards);
-    if (gw_overload_admit(g, shard, pclock_mono_us(), &retry_after_ms) != GW_OVERLOAD_ADMIT) {
+    if (gw_overload_admit(g, shard, now_us, &retry_after_ms) != GW_OVERLOAD_ADMIT) {
         gw_conn_send_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
                            "server overloaded: not queued; resend after retry_after_ms",
                            retry_after_ms);
@@ -251,7 +253,7 @@ void gw_send_handle(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     }
     parley__v1__internal_send__pack(&is, buf);
 
-    gw_pending *p = gw_pendings_add(&g->pending, c, rid, shard, pclock_mono_us());
+    gw_pending *p = gw_pendings_add(&g->pending, c, rid, shard, now_us);
     pmet_set(g->m.sends_pending, (double)g->pending.count);
     if (!p) {
         free(buf);
