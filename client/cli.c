@@ -763,7 +763,7 @@ static void devices_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
         fail(a, "invalid account name %s", a->args[0]);
         return;
     }
-    if (pc_get_devices(pc_session_conn(s), norm, devices_answer, a, &st) < 0)
+    if (pc_get_devices(pc_session_conn(s), norm, 0, devices_answer, a, &st) < 0)
         fail_status(a, &st);
 }
 
@@ -921,7 +921,7 @@ static void safety_own(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
         fail(a, "out of memory");
         return;
     }
-    if (pc_get_devices(c, a->peer, safety_peer, a, &e) < 0)
+    if (pc_get_devices(c, a->peer, 0, safety_peer, a, &e) < 0)
         fail_status(a, &e);
 }
 
@@ -934,7 +934,7 @@ static void safety_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
     a->ever_up = 1;
     if (a->own_devs)
         return; /* a reconnect: the first answers are still coming or done */
-    if (pc_get_devices(pc_session_conn(s), a->home.id.username, safety_own, a, &st) < 0)
+    if (pc_get_devices(pc_session_conn(s), a->home.id.username, 0, safety_own, a, &st) < 0)
         fail_status(a, &st);
 }
 

@@ -15,6 +15,7 @@ int pc_keys_generate(pc_keys *k, pc_status *st)
     crypto_sign_ed25519_keypair(k->account_pk, k->account_sk);
     crypto_sign_ed25519_keypair(k->signing_pk, k->signing_sk);
     crypto_box_keypair(k->identity_pk, k->identity_sk);
+    k->has_account_sk = 1;
     k->registration_id = 1 + randombytes_uniform(PARLEY_REGISTRATION_ID_MAX);
     return 0;
 }
@@ -45,7 +46,8 @@ int pc_keys_format(const pc_keys *k, char *out, size_t cap, size_t len)
     if (len >= cap)
         return -1;
     if ((n = put_hex(out, cap, (size_t)n, "account_pk", k->account_pk, 32)) < 0 ||
-        (n = put_hex(out, cap, (size_t)n, "account_sk", k->account_sk, 64)) < 0 ||
+        (k->has_account_sk &&
+         (n = put_hex(out, cap, (size_t)n, "account_sk", k->account_sk, 64)) < 0) ||
         (n = put_hex(out, cap, (size_t)n, "signing_pk", k->signing_pk, 32)) < 0 ||
         (n = put_hex(out, cap, (size_t)n, "signing_sk", k->signing_sk, 64)) < 0 ||
         (n = put_hex(out, cap, (size_t)n, "identity_pk", k->identity_pk, 32)) < 0 ||
@@ -80,8 +82,10 @@ int pc_keys_parse(pc_keys *k, const char *text, pc_status *st)
     if (sodium_init() < 0)
         return pc_status_set(st, PC_ERR_LOCAL, "libsodium failed to initialise");
     memset(k, 0, sizeof *k);
+    /* present at the start of a line: a malformed value must fail below, not read as absent */
+    k->has_account_sk = !strncmp(text, "account_sk=", 11) || strstr(text, "\naccount_sk=");
     if (get_hex(text, "account_pk", k->account_pk, 32, st) < 0 ||
-        get_hex(text, "account_sk", k->account_sk, 64, st) < 0 ||
+        (k->has_account_sk && get_hex(text, "account_sk", k->account_sk, 64, st) < 0) ||
         get_hex(text, "signing_pk", k->signing_pk, 32, st) < 0 ||
         get_hex(text, "signing_sk", k->signing_sk, 64, st) < 0 ||
         get_hex(text, "identity_pk", k->identity_pk, 32, st) < 0 ||
@@ -98,8 +102,9 @@ int pc_keys_parse(pc_keys *k, const char *text, pc_status *st)
     }
     k->registration_id = (uint32_t)rid;
     /* a hand-edited or truncated file must not produce signatures nobody can verify */
-    crypto_sign_ed25519_sk_to_pk(pk, k->account_sk);
-    if (memcmp(pk, k->account_pk, 32)) {
+    if (k->has_account_sk)
+        crypto_sign_ed25519_sk_to_pk(pk, k->account_sk);
+    if (k->has_account_sk && memcmp(pk, k->account_pk, 32)) {
         pc_status_set(st, PC_ERR_LOCAL, "account_pk does not match account_sk");
         goto fail;
     }

@@ -250,7 +250,7 @@ static int start_lookup(pc_recv *r, rx_env *x)
     pc_conn *c = pc_session_conn(r->s);
     pc_status st;
 
-    if (!c || pc_get_devices(c, x->e->sender, on_lookup, r, &st) < 0)
+    if (!c || pc_get_devices(c, x->e->sender, 0, on_lookup, r, &st) < 0)
         return -1;
     x->looked_up = 1;
     r->lookup_pending = 1;

@@ -524,7 +524,7 @@ static void step(pc_sendop *op)
         return;
     }
     op->state = W_DEVICES;
-    if (pc_get_devices(c, target(op), on_devices, op, &st) == 0) {
+    if (pc_get_devices(c, target(op), 0, on_devices, op, &st) == 0) {
         op->req_conn = c;
     } else {
         if (st.kind == PC_ERR_NET) {

@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "devlist.h"
 #include "prekeys.h"
 #include "url.h"
 #include "wire.h"
@@ -83,6 +84,32 @@ static void reg_on_challenge(pc_conn *c, const pc_challenge *ch, const pc_status
     }
     pc_keys_sign_account(k, asig, tr, trlen);
     pc_keys_sign_device(k, dsig, tr, trlen);
+    /* the account's first signed device list: this device alone, as device 1 */
+    pdl_list l;
+    uint8_t *body, lsig[PDL_SIG_BYTES];
+    size_t body_len;
+    memset(&l, 0, sizeof l);
+    memcpy(l.account, op->name, sizeof l.account);
+    l.version = 1;
+    l.n = 1;
+    l.dev[0].device_id = 1;
+    l.dev[0].registration_id = k->registration_id;
+    memcpy(l.dev[0].signing_pk, k->signing_pk, 32);
+    memcpy(l.dev[0].identity_pk, k->identity_pk, 32);
+    l.max_device_id = 1;
+    l.timestamp_ms = pclock_wall_ms();
+    if (!k->has_account_sk || pdl_encode(&l, &body, &body_len) < 0) {
+        pc_status_set(&err, PC_ERR_LOCAL, "cannot build the first device list");
+        reg_finish(op, c, &err, NULL, 0);
+        return;
+    }
+    pdl_sign(lsig, body, body_len, k->account_sk);
+    Parley__V1__SignedDeviceList sdl = PARLEY__V1__SIGNED_DEVICE_LIST__INIT;
+    sdl.body.data = body;
+    sdl.body.len = body_len;
+    sdl.signature.data = lsig;
+    sdl.signature.len = PDL_SIG_BYTES;
+    reg.device_list = &sdl;
     reg.username = op->name;
     reg.account_key.data = (uint8_t *)k->account_pk;
     reg.account_key.len = 32;
@@ -98,7 +125,9 @@ static void reg_on_challenge(pc_conn *c, const pc_challenge *ch, const pc_status
     reg.device_signature.len = 64;
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_REGISTER;
     f.register_ = &reg;
-    if (pc_conn_request(c, &f, reg_on_response, op, &err) < 0)
+    int rc = pc_conn_request(c, &f, reg_on_response, op, &err);
+    free(body);
+    if (rc < 0)
         reg_finish(op, c, &err, NULL, 0);
 }
 
@@ -196,7 +225,10 @@ static void auth_on_challenge(pc_conn *c, const pc_challenge *ch, const pc_statu
         auth_finish(op, c, &err, NULL);
         return;
     }
-    pc_keys_sign_device(&id->keys, sig, tr, trlen);
+    if (id->device_id == 0) /* an account session (session.h) */
+        pc_keys_sign_account(&id->keys, sig, tr, trlen);
+    else
+        pc_keys_sign_device(&id->keys, sig, tr, trlen);
     a.account = (char *)id->username;
     a.device_id = id->device_id;
     a.timestamp_ms = now;
@@ -210,6 +242,8 @@ static void auth_on_challenge(pc_conn *c, const pc_challenge *ch, const pc_statu
 
 int pc_auth_start(pc_conn *c, const pc_identity *id, pc_auth_cb cb, void *ud, pc_status *st)
 {
+    if (id->device_id == 0 && !id->keys.has_account_sk)
+        return pc_status_set(st, PC_ERR_LOCAL, "an account session needs the account key");
     auth_op *op = calloc(1, sizeof *op);
 
     if (!op)
@@ -221,12 +255,14 @@ int pc_auth_start(pc_conn *c, const pc_identity *id, pc_auth_cb cb, void *ud, pc
     return 0;
 }
 
-int pc_get_devices(pc_conn *c, const char *account, pc_response_cb cb, void *ud, pc_status *st)
+int pc_get_devices(pc_conn *c, const char *account, uint64_t known_version, pc_response_cb cb,
+                   void *ud, pc_status *st)
 {
     Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
     Parley__V1__GetDevices g = PARLEY__V1__GET_DEVICES__INIT;
 
     g.account = (char *)account;
+    g.known_version = known_version;
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_GET_DEVICES;
     f.get_devices = &g;
     return pc_conn_request(c, &f, cb, ud, st);

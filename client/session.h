@@ -26,16 +26,19 @@ int pc_register_start(pc_conn *c, const pc_keys *k, const char *name, pc_registe
 /* ok is the AuthOk on success, else NULL with st set. */
 typedef void (*pc_auth_cb)(pc_conn *c, const pc_status *st, const Parley__V1__AuthOk *ok,
                            void *ud);
-/* id is borrowed until cb runs. */
+/* id is borrowed until cb runs. id->device_id 0 opens an account session instead, signed by
+ * the account key (id->keys.has_account_sk): it may only GetDevices, PublishDeviceList and
+ * Ping (account recovery, before the device is in the list). */
 int pc_auth_start(pc_conn *c, const pc_identity *id, pc_auth_cb cb, void *ud, pc_status *st);
 
 /* A deep copy of a DeviceList (kept past the frame it came in), or NULL when out of memory;
  * the caller frees it with parley__v1__device_list__free_unpacked(copy, NULL). */
 Parley__V1__DeviceList *pc_device_list_copy(const Parley__V1__DeviceList *dl);
 
-/* GetDevices{account}; the response (DeviceList or Error) goes to cb. */
-int pc_get_devices(pc_conn *c, const char *account, pc_response_cb cb, void *ud,
-                   pc_status *st);
+/* GetDevices{account, known_version} (devtrust.h: the pinned version, 0 on first contact); the
+ * response (DeviceList or Error) goes to cb. */
+int pc_get_devices(pc_conn *c, const char *account, uint64_t known_version, pc_response_cb cb,
+                   void *ud, pc_status *st);
 
 /* ---- reconnecting authenticated session ----------------------------------------------- */
 

@@ -15,6 +15,9 @@ typedef enum {
     PC_ERR_TIMEOUT,
     PC_ERR_LOCAL,    /* local failure: files, keys, out of memory, bad arguments */
     PC_ERR_CRYPTO,   /* an envelope failed to open */
+    PC_ERR_TRUST,    /* the server's device list of an account cannot be trusted: its account
+                        key changed, it is older than or forks from a list seen before, or the
+                        server lists a device that the signed list lacks (a ghost device) */
 } pc_status_kind;
 
 #define PC_STATUS_MSG_MAX 256

@@ -21,6 +21,17 @@
 #define PARLEY_AUTH_TIMEOUT_MS          (15 * 1000)     /* socket closed if not authed by then */
 #define PARLEY_POW_DIFFICULTY_MAX       32
 
+/* Device lists and linking (issue: multi-device) */
+#define PARLEY_DEVICE_LIST_BODY_MAX     2048   /* a serialized DeviceListBody: 8 devices ~ 650 B */
+#define PARLEY_DEVICE_LIST_CHAIN_MAX    32     /* signed lists in one DeviceList answer */
+#define PARLEY_LINK_TTL_S               600    /* a provisioning channel (link code) lives this long */
+#define PARLEY_PROVISION_DATA_MAX       4096   /* one relayed provisioning message */
+#define PARLEY_PROVISION_SENDS_MAX      16     /* relayed messages per connection and channel */
+#define PARLEY_LINK_CHANNEL_ID_LEN      8      /* Crockford base32 characters (40 random bits) */
+#define PARLEY_LINK_SECRET_LEN          16     /* base32 characters of the code's secret (80 bits) */
+#define PARLEY_LINK_JOINS_PER_MINUTE    10     /* ProvisionJoin per connection: codes are not
+                                                  guessable, this stops burning others' channels */
+
 /* Queues and buffers */
 #define PARLEY_QUEUE_MAX_DEFAULT        10000        /* queued envelopes per device */
 #define PARLEY_OUTBOUND_MAX_DEFAULT     (1024 * 1024) /* unsent bytes per connection */

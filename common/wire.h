@@ -13,5 +13,6 @@
 #define PWIRE_CLOSE_INTERNAL 1011     /* a backend is unavailable */
 #define PWIRE_CLOSE_REPLACED 4001     /* a newer connection of the same device took over */
 #define PWIRE_CLOSE_TOO_SLOW 4002     /* the client did not read: outbound buffer over the limit */
+#define PWIRE_CLOSE_DEVICE_REMOVED 4003 /* the device left the account's signed device list */
 
 #endif

@@ -10,6 +10,7 @@
 #include "gw.h"
 #include "gw_drain.h"
 #include "gw_frame.h"
+#include "gw_provision.h"
 #include "gw_reaper.h"
 #include "gw_rx.h"
 #include "gw_send.h"
@@ -307,6 +308,8 @@ void gw_conn_auth_free(gw *g, gw_conn *c)
 void gw_conn_destroy(gw *g, gw_conn *c)
 {
     gw_conn_auth_list_remove(g, c);
+    if (c->prov)
+        gw_provision_conn_gone(g, c);
     gw_send_drop_conn(g, c);
     if (c->in_dev_table) {
         gw_conns_unbind_device(&g->conns, c);

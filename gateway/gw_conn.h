@@ -19,6 +19,7 @@ struct lws;
 struct gw;
 struct gw_pending;
 struct gw_rx;
+struct gw_provision;
 
 typedef enum {
     GW_CONN_OPEN = 0, /* challenge sent, not authenticated */
@@ -59,6 +60,7 @@ typedef struct gw_conn {
     struct gw_conn *id_next, *dev_next; /* intrusive links, owned by gw_conns */
     gw_conn_auth *auth;                 /* until AuthOk was sent */
     struct gw_rx *rx;                   /* a message being reassembled (gw_rx.h) */
+    struct gw_provision *prov; /* the provisioning channel it opened or joined (gw_provision.h) */
     gw_outq out;
     struct gw_pending *pending; /* sends waiting for fanout (see gw_send.h) */
     gw_send_bucket send_bucket;
@@ -76,6 +78,8 @@ typedef struct gw_conn {
     uint8_t close_flush : 1;  /* send what is queued before the close frame */
     uint8_t in_dev_table : 1;
     uint8_t ping_due : 1;     /* a keepalive ping waits for the socket to be writable */
+    uint8_t account_session : 1; /* authenticated as the account (AuthAnswer device_id 0): only
+                                    GetDevices, PublishDeviceList and Ping */
     char account[PARLEY_NAME_MAX + 1]; /* normalised; set once authenticated */
     gw_peer peer; /* source address, for the registration rate limit and logs */
 } gw_conn;

@@ -5,8 +5,10 @@
 #include "gw_auth.h"
 #include "gw_register.h"
 #include "gw_devices.h"
+#include "gw_devlist.h"
 #include "gw_frame.h"
 #include "gw_prekeys.h"
+#include "gw_provision.h"
 #include "gw_send.h"
 #include "log.h"
 #include "wire.h"
@@ -70,6 +72,16 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
             gw_register(g, c, f);
         }
         return;
+    case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN:
+    case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_SEND:
+        /* the new device of a link has no account yet: it works unauthenticated */
+        if (c->state == GW_CONN_AUTHING)
+            break;
+        if (f->body_case == PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN)
+            gw_provision_open(g, c, f);
+        else
+            gw_provision_send(g, c, f);
+        return;
     default:
         break;
     }
@@ -77,6 +89,13 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
         gw_conn_send_error(g, c, f->request_id, PARLEY__V1__ERROR_CODE__NOT_AUTHENTICATED,
                            "authenticate first", 0);
         gw_conn_close(g, c, PWIRE_CLOSE_POLICY, "not authenticated", 1);
+        return;
+    }
+    if (c->account_session && f->body_case != PARLEY__V1__CLIENT_FRAME__BODY_GET_DEVICES &&
+        f->body_case != PARLEY__V1__CLIENT_FRAME__BODY_PUBLISH_DEVICE_LIST) {
+        gw_conn_send_error(g, c, f->request_id, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
+                           "an account session may only GetDevices, PublishDeviceList and Ping",
+                           0);
         return;
     }
     switch (f->body_case) {
@@ -94,6 +113,12 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
         break;
     case PARLEY__V1__CLIENT_FRAME__BODY_GET_PREKEYS:
         gw_prekeys_get(g, c, f);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__BODY_PUBLISH_DEVICE_LIST:
+        gw_devlist_publish(g, c, f);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_JOIN:
+        gw_provision_join(g, c, f);
         break;
     default:
         break; /* gw_frame_decode only returns the cases above */

@@ -17,6 +17,10 @@ gw_frame_status gw_frame_decode(const uint8_t *buf, size_t len, Parley__V1__Clie
     case PARLEY__V1__CLIENT_FRAME__BODY_PING:
     case PARLEY__V1__CLIENT_FRAME__BODY_UPLOAD_PREKEYS:
     case PARLEY__V1__CLIENT_FRAME__BODY_GET_PREKEYS:
+    case PARLEY__V1__CLIENT_FRAME__BODY_PUBLISH_DEVICE_LIST:
+    case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN:
+    case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_JOIN:
+    case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_SEND:
         *out = f;
         return GW_FRAME_OK;
     default:
