@@ -25,7 +25,7 @@ int pdl_parse(const uint8_t *body, size_t len, pdl_list *out, const char **why)
         return fail(why, "device list body does not decode");
     int rc = -1;
     memset(out, 0, sizeof *out);
-    char norm[PARLEY_NAME_MAX + 1];
+    char norm[PARLEY_NAME_MAX + 1] = { 0 };
     if (!b->account || pauth_name_normalize(b->account, norm) < 0 || strcmp(norm, b->account)) {
         fail(why, "device list names no valid (normalised) account");
         goto done;

@@ -14,6 +14,7 @@
 #include "gw_overload.h"
 #include "gw_presence.h"
 #include "gw_proc.h"
+#include "gw_provision.h"
 #include "gw_reaper.h"
 #include "gw_send.h"
 #include "gw_sweep.h"
@@ -69,6 +70,7 @@ typedef struct gw {
     gw_sweep sweep;
     gw_proc proc;
     gw_presence_scripts scripts;
+    gw_provisions provs; /* openers of live provisioning channels (gw_provision.h) */
     size_t max_conns; /* max_connections, lowered to what the descriptor limit allows */
 
     uv_timer_t tick; /* timeouts, the sweep, process statistics */

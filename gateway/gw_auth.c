@@ -23,6 +23,8 @@
     " JOIN devices d ON d.account_id = a.id"                                                   \
     " LEFT JOIN device_prekeys p ON p.account_id = d.account_id AND p.device_id = d.device_id" \
     " WHERE a.username = $1 AND d.device_id = $2"
+/* an account session: the account key signs instead of a device key */
+#define GW_SQL_AUTH_ACCOUNT "SELECT a.id, a.account_key FROM accounts a WHERE a.username = $1"
 
 /* ---- challenge ---------------------------------------------------------------------------- */
 
@@ -119,6 +121,63 @@ static void gw_auth_presence_done(gw *g, uint64_t conn_id)
     sf.auth_ok = &ok;
     if (gw_conn_send_frame(g, c, &sf) == 0)
         gw_drain_start(g, c, 1);
+}
+
+/* AuthAnswer device_id 0 checked against the account key: the connection may only GetDevices,
+ * PublishDeviceList and Ping (gw_dispatch.c). No presence (nothing is delivered to it), no
+ * queue, not in the device table. */
+static void gw_auth_account_cb(PGresult *res, const char *err, void *ud)
+{
+    gw_auth_ctx *x = ud;
+    gw *g = x->g;
+    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
+    if (!c || c->close_code || c->state != GW_CONN_AUTHING)
+        goto out;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char q[256];
+        plog_error("auth_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
+                   plog_q(q, sizeof q, ppg_why(res, err)));
+        gw_auth_unavailable(g, c, x->request_id);
+        goto out;
+    }
+    int64_t account_id;
+    const uint8_t *pk;
+    size_t pklen;
+    if (PQntuples(res) != 1) {
+        gw_auth_fail(g, c, x->request_id, "unknown account");
+        goto out;
+    }
+    if (ppgbin_cell_i64(res, 0, 0, &account_id) || ppgbin_cell_bytes(res, 0, 1, &pk, &pklen) ||
+        pklen != 32) {
+        plog_error("auth_lookup_bad_row", "conn=%llu", (unsigned long long)c->id);
+        gw_auth_unavailable(g, c, x->request_id);
+        goto out;
+    }
+    if (pauth_verify(x->sig, x->transcript, x->tlen, pk) != 0) {
+        gw_auth_fail(g, c, x->request_id, "bad account signature");
+        goto out;
+    }
+    snprintf(c->account, sizeof c->account, "%s", x->account);
+    c->device_id = 0;
+    c->account_id = account_id;
+    c->account_session = 1;
+    c->state = GW_CONN_AUTHED;
+    gw_conn_auth_free(g, c);
+    pmet_add(g->m.authenticated, 1);
+    pmet_inc(g->m.auth_ok, 1);
+    pmet_inc(g->m.account_sessions, 1);
+    plog_info("auth_ok", "conn=%llu account=%s device=0 session=account",
+              (unsigned long long)c->id, c->account);
+    Parley__V1__AuthOk ok = PARLEY__V1__AUTH_OK__INIT;
+    ok.account = c->account;
+    ok.device_id = 0;
+    Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
+    sf.request_id = x->request_id;
+    sf.body_case = PARLEY__V1__SERVER_FRAME__BODY_AUTH_OK;
+    sf.auth_ok = &ok;
+    gw_conn_send_frame(g, c, &sf);
+out:
+    free(x);
 }
 
 static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
@@ -229,7 +288,7 @@ void gw_auth_answer(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     const char *why = NULL;
     if (!a->account || pauth_name_normalize(a->account, x->account) != 0)
         why = "invalid account name";
-    else if (a->device_id == 0 || a->device_id > INT32_MAX)
+    else if (a->device_id > INT32_MAX) /* 0: an account session */
         why = "invalid device id";
     else if (a->signature.len != sizeof x->sig)
         why = "bad signature length";
@@ -249,7 +308,11 @@ void gw_auth_answer(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     snprintf(dev, sizeof dev, "%" PRIu32, a->device_id);
     const char *params[] = {x->account, dev};
     c->state = GW_CONN_AUTHING;
-    if (ppg_query(g->pg, GW_SQL_AUTH, 2, params, NULL, NULL, 1, gw_auth_lookup_cb, x) != 0) {
+    int rc = a->device_id == 0
+                 ? ppg_query(g->pg, GW_SQL_AUTH_ACCOUNT, 1, params, NULL, NULL, 1,
+                             gw_auth_account_cb, x)
+                 : ppg_query(g->pg, GW_SQL_AUTH, 2, params, NULL, NULL, 1, gw_auth_lookup_cb, x);
+    if (rc != 0) {
         plog_warn("auth_lookup_unavailable", "conn=%llu", (unsigned long long)c->id);
         free(x);
         gw_auth_unavailable(g, c, rid);

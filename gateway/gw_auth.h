@@ -1,5 +1,6 @@
 /* gw_auth.h: the Challenge of a connection, its auth timeout, and AuthAnswer (Ed25519 over the
- * auth transcript, signing key from PostgreSQL). Failures of AuthAnswer close the socket with
+ * auth transcript, signing key from PostgreSQL; device_id 0: an account session, signed by the
+ * account key, without presence or queue). Failures of AuthAnswer close the socket with
  * 1008. The auth timeout runs from the connection's open and restarts only after a successful
  * Register (gw_register.h). */
 #ifndef PARLEY_GW_AUTH_H

@@ -1,4 +1,7 @@
-/* gw_devices.h: GetDevices{account} -> DeviceList (devices ordered by id) or UNKNOWN_ACCOUNT. */
+/* gw_devices.h: GetDevices{account, known_version} -> DeviceList or UNKNOWN_ACCOUNT: the
+ * device rows (ordered by id), the account key, the current list version and the signed lists
+ * from known_version (0: the current one only) up to the current one, oldest first, at most
+ * PARLEY_DEVICE_LIST_CHAIN_MAX (the newest). */
 #ifndef PARLEY_GW_DEVICES_H
 #define PARLEY_GW_DEVICES_H
 

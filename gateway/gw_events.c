@@ -9,6 +9,7 @@
 #include "gw_drain.h"
 #include "gw_frame.h"
 #include "gw_prekeys_low.h"
+#include "gw_provision.h"
 #include "gw_send.h"
 #include "keys.h"
 #include "log.h"
@@ -61,21 +62,40 @@ static void gw_events_push(gw *g, const Parley__V1__InternalPush *p)
 static void gw_events_kick(gw *g, const Parley__V1__InternalKick *k)
 {
     pmet_inc(g->m.kicks_received, 1);
-    gw_conn *c = gw_conns_get(&g->conns, k->conn_id);
-    if (!c || c->close_code || c->state != GW_CONN_AUTHED || !k->account ||
+    if (!k->account)
+        return;
+    /* conn_id 0 (a removed device): whichever connection of the device is here */
+    gw_conn *c = k->conn_id ? gw_conns_get(&g->conns, k->conn_id)
+                            : gw_conns_device(&g->conns, k->account, k->device_id);
+    if (!c || c->close_code || c->state != GW_CONN_AUTHED || c->account_session ||
         c->device_id != k->device_id || strcmp(c->account, k->account) != 0)
         return;
+    if (k->close_code == PWIRE_CLOSE_DEVICE_REMOVED) {
+        plog_info("conn_device_removed", "conn=%llu account=%s device=%" PRIu32,
+                  (unsigned long long)c->id, c->account, c->device_id);
+        pmet_inc(g->m.closes_removed, 1);
+        gw_conn_close(g, c, PWIRE_CLOSE_DEVICE_REMOVED, "device removed from the account", 0);
+        return;
+    }
     plog_info("conn_kicked", "conn=%llu account=%s device=%" PRIu32, (unsigned long long)c->id,
               c->account, c->device_id);
     pmet_inc(g->m.closes_replaced, 1);
     gw_conn_close(g, c, PWIRE_CLOSE_REPLACED, "replaced by a newer connection", 0);
 }
 
+/* A reply with request_id 0 may answer no request: a push another gateway relayed for a
+ * provisioning channel (gw_provision.h). Returns 1 when it was one. */
+static int gw_events_relayed(gw *g, const Parley__V1__InternalReply *r)
+{
+    return r->request_id == 0 &&
+           gw_provision_deliver(g, r->conn_id, r->frame.data, r->frame.len) == 0;
+}
+
 void gw_events_apply(gw *g, const Parley__V1__InternalEvent *ev)
 {
     switch (ev->body_case) {
     case PARLEY__V1__INTERNAL_EVENT__BODY_REPLY:
-        if (ev->reply)
+        if (ev->reply && !gw_events_relayed(g, ev->reply))
             gw_events_reply(g, ev->reply);
         break;
     case PARLEY__V1__INTERNAL_EVENT__BODY_PUSH:

@@ -118,6 +118,42 @@ int gw_metrics_init(gw_metrics *gm, pmetrics *m)
       "GetPrekeys refused with RATE_LIMITED, by the window exceeded.", "limit=\"target\"");
     C(prekey_low_pushes, "parley_gateway_prekey_low_pushes_total",
       "PrekeysLow pushes sent to devices held by this gateway.", NULL);
+    C(devlist_published, "parley_gateway_device_lists_published_total",
+      "Device list versions stored (PublishDeviceList accepted).", NULL);
+    C(devlist_devices_added, "parley_gateway_device_list_devices_total",
+      "Device rows added or removed by published device lists.", "change=\"added\"");
+    C(devlist_devices_removed, "parley_gateway_device_list_devices_total",
+      "Device rows added or removed by published device lists.", "change=\"removed\"");
+#define GW_DEVLIST_REFUSED(field, reason)                                                      \
+    C(field, "parley_gateway_device_lists_refused_total",                                      \
+      "PublishDeviceList refused, by reason; nothing changed.", "reason=\"" reason "\"")
+    GW_DEVLIST_REFUSED(devlist_refused_signature, "signature");
+    GW_DEVLIST_REFUSED(devlist_refused_conflict, "conflict");
+    GW_DEVLIST_REFUSED(devlist_refused_too_many, "too_many_devices");
+    GW_DEVLIST_REFUSED(devlist_refused_invalid, "invalid");
+#undef GW_DEVLIST_REFUSED
+    C(closes_removed, "parley_gateway_closes_total",
+      "Connections closed by the gateway, by reason.", "reason=\"device_removed\"");
+    C(account_sessions, "parley_gateway_account_sessions_total",
+      "Account sessions opened (AuthAnswer device_id 0, signed by the account key).", NULL);
+    G(prov_channels, "parley_gateway_provision_channels",
+      "Provisioning channels opened through this gateway that have not expired or closed.");
+    C(prov_opened, "parley_gateway_provision_opens_total", "ProvisionOpen requests, by result.",
+      "result=\"ok\"");
+    C(prov_open_limited, "parley_gateway_provision_opens_total",
+      "ProvisionOpen requests, by result.", "result=\"rate_limited\"");
+    C(prov_joined, "parley_gateway_provision_joins_total", "ProvisionJoin requests, by result.",
+      "result=\"ok\"");
+    C(prov_join_not_found, "parley_gateway_provision_joins_total",
+      "ProvisionJoin requests, by result.", "result=\"not_found\"");
+    C(prov_join_limited, "parley_gateway_provision_joins_total",
+      "ProvisionJoin requests, by result.", "result=\"rate_limited\"");
+    C(prov_relayed, "parley_gateway_provision_relayed_total",
+      "Provisioning pushes (ProvisionPeer, ProvisionData) relayed to the other side.", NULL);
+    C(prov_expired, "parley_gateway_provision_expired_total",
+      "Provisioning channels that expired while their opener was still connected.", NULL);
+    C(prov_dropped, "parley_gateway_provision_dropped_total",
+      "Relayed provisioning pushes dropped (the connection left the channel or is gone).", NULL);
 #undef C
 #undef G
     return bad ? -1 : 0;

@@ -34,6 +34,15 @@ typedef struct {
     pmet_counter *prekey_uploads, *prekey_invalid_signatures, *prekey_fetches;
     pmet_counter *prekey_bundles_otk, *prekey_bundles_no_otk;
     pmet_counter *prekey_limited_requester, *prekey_limited_target, *prekey_low_pushes;
+    /* device lists (gw_devlist.h) and account sessions */
+    pmet_counter *devlist_published, *devlist_devices_added, *devlist_devices_removed;
+    pmet_counter *devlist_refused_signature, *devlist_refused_conflict;
+    pmet_counter *devlist_refused_too_many, *devlist_refused_invalid;
+    pmet_counter *closes_removed, *account_sessions;
+    /* provisioning channels (gw_provision.h) */
+    pmet_gauge *prov_channels;
+    pmet_counter *prov_opened, *prov_open_limited, *prov_joined, *prov_join_not_found;
+    pmet_counter *prov_join_limited, *prov_relayed, *prov_expired, *prov_dropped;
 } gw_metrics;
 
 /* Registers every series in m; returns 0, or -1 on allocation failure. */

@@ -209,7 +209,8 @@ void gw_presence_claim(gw *g, gw_conn *c, void (*done)(gw *g, uint64_t conn_id))
 void gw_presence_release(gw *g, const gw_conn *c)
 {
     char key[PKEYS_MAX], val[GW_PRESENCE_VAL_MAX];
-    if (c->state != GW_CONN_AUTHED || gw_presence_key_val(g, c, key, val) != 0)
+    if (c->state != GW_CONN_AUTHED || c->account_session ||
+        gw_presence_key_val(g, c, key, val) != 0)
         return;
     if (gw_presence_eval(g, GW_LUA_RELEASE, g->scripts.release_sha, gw_presence_ignore_cb, g,
                          key, val, NULL) != 0)
@@ -253,7 +254,8 @@ static void gw_presence_refresh_cb(redisAsyncContext *ac, void *reply, void *pri
 
 void gw_presence_refresh(gw *g, gw_conn *c, int redrain)
 {
-    if (c->close_code || c->state != GW_CONN_AUTHED)
+    /* an account session has no presence: nothing is delivered to it */
+    if (c->close_code || c->state != GW_CONN_AUTHED || c->account_session)
         return;
     char key[PKEYS_MAX], val[GW_PRESENCE_VAL_MAX], ttl[16];
     gw_refresh_ctx *x = malloc(sizeof *x);

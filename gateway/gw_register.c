@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "devlist.h"
 #include "gw.h"
 #include "gw_auth.h"
 #include "gw_frame.h"
@@ -17,10 +18,13 @@
 #include "pgbin.h"
 #include "wire.h"
 
+/* the account, its device 1 and its signed list version 1: one statement, one transaction */
 #define GW_SQL_REGISTER                                                                        \
-    "WITH a AS (INSERT INTO accounts (username, account_key) VALUES ($1, $2) RETURNING id)"    \
-    " INSERT INTO devices (account_id, device_id, registration_id, signing_key, identity_key)" \
-    " SELECT id, 1, $3, $4, $5 FROM a"
+    "WITH a AS (INSERT INTO accounts (username, account_key, devlist_version)"                 \
+    " VALUES ($1, $2, 1) RETURNING id),"                                                       \
+    " d AS (INSERT INTO devices (account_id, device_id, registration_id, signing_key,"         \
+    " identity_key) SELECT id, 1, $3, $4, $5 FROM a)"                                          \
+    " INSERT INTO device_lists (account_id, version, body, signature) SELECT id, 1, $6, $7 FROM a"
 
 /* Fixed window per source address: the first hit of a window starts its 60 s expiry. Returns
  * {count, ms left in the window}. */
@@ -73,7 +77,38 @@ typedef struct {
     uint8_t account_sig[64], device_sig[64];
     uint32_t registration_id;
     uint64_t pow_nonce;
+    uint8_t list_body[PARLEY_DEVICE_LIST_BODY_MAX], list_sig[PDL_SIG_BYTES];
+    size_t list_len;
 } gw_reg_ctx;
+
+/* Register's signed device list must be version 1 of this account with exactly the
+ * registering device as device 1. Returns 0, or the error code with *why. */
+static Parley__V1__ErrorCode gw_reg_check_list(const gw_reg_ctx *x, const char **why)
+{
+    pdl_list l;
+    if (!x->list_len) {
+        *why = "Register needs the account's first signed device list (device_list)";
+        return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    if (pdl_parse(x->list_body, x->list_len, &l, why) != 0)
+        return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    if (pdl_verify(x->list_sig, sizeof x->list_sig, x->list_body, x->list_len,
+                   x->account_key) != 0) {
+        *why = "the device list is not signed by the account key";
+        return PARLEY__V1__ERROR_CODE__INVALID_SIGNATURE;
+    }
+    const pdl_device *d = &l.dev[0];
+    if (strcmp(l.account, x->username) != 0 || l.version != 1 || l.n != 1 ||
+        l.max_device_id != 1 || d->device_id != 1 ||
+        d->registration_id != x->registration_id ||
+        memcmp(d->signing_pk, x->signing_key, 32) != 0 ||
+        memcmp(d->identity_pk, x->identity_key, 32) != 0) {
+        *why = "the first device list must be version 1 of this account listing exactly this "
+               "device as device 1";
+        return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    }
+    return PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED;
+}
 
 /* Answers a Register and offers a fresh challenge. */
 static void gw_reg_error(gw *g, gw_conn *c, uint64_t rid, Parley__V1__ErrorCode code,
@@ -151,14 +186,26 @@ static void gw_reg_check_and_insert(gw *g, gw_conn *c, gw_reg_ctx *x)
         free(x);
         return;
     }
+    const char *why = NULL;
+    Parley__V1__ErrorCode lc = gw_reg_check_list(x, &why);
+    if (lc != PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED) {
+        gw_reg_error(g, c, x->request_id, lc, why, 0);
+        free(x);
+        return;
+    }
     char reg[16];
     snprintf(reg, sizeof reg, "%" PRIu32, x->registration_id);
-    const char *params[] = {x->username, (const char *)x->account_key, reg,
-                            (const char *)x->signing_key, (const char *)x->identity_key};
-    const int lengths[] = {0, 32, 0, 32, 32};
-    const int formats[] = {0, 1, 0, 1, 1};
+    const char *params[] = {x->username,
+                            (const char *)x->account_key,
+                            reg,
+                            (const char *)x->signing_key,
+                            (const char *)x->identity_key,
+                            (const char *)x->list_body,
+                            (const char *)x->list_sig};
+    const int lengths[] = {0, 32, 0, 32, 32, (int)x->list_len, PDL_SIG_BYTES};
+    const int formats[] = {0, 1, 0, 1, 1, 1, 1};
     uint64_t rid = x->request_id;
-    if (ppg_query(g->pg, GW_SQL_REGISTER, 5, params, lengths, formats, 1, gw_reg_insert_cb, x) !=
+    if (ppg_query(g->pg, GW_SQL_REGISTER, 7, params, lengths, formats, 1, gw_reg_insert_cb, x) !=
         0) {
         free(x);
         gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
@@ -212,6 +259,14 @@ void gw_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
                      "keys must be 32 bytes and signatures 64 bytes", 0);
         return;
     }
+    /* checked for content after the proof of work and the signatures: a malformed one is
+     * refused here, before any work */
+    if (r->device_list && (r->device_list->body.len > PARLEY_DEVICE_LIST_BODY_MAX ||
+                           r->device_list->signature.len != PDL_SIG_BYTES)) {
+        gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
+                     "device list body too large or signature not 64 bytes", 0);
+        return;
+    }
     if (r->registration_id == 0 || r->registration_id > PARLEY_REGISTRATION_ID_MAX) {
         gw_reg_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
                      "registration_id out of range", 0);
@@ -239,6 +294,11 @@ void gw_register(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     memcpy(x->device_sig, r->device_signature.data, 64);
     x->registration_id = r->registration_id;
     x->pow_nonce = r->pow_nonce;
+    if (r->device_list) {
+        x->list_len = r->device_list->body.len;
+        memcpy(x->list_body, r->device_list->body.data, x->list_len);
+        memcpy(x->list_sig, r->device_list->signature.data, PDL_SIG_BYTES);
+    }
 
     char key[PKEYS_MAX], peer[GW_PEER_TEXT_MAX], subject[GW_PEER_TEXT_MAX + 8];
     gw_register_rate_subject(gw_peer_text(&c->peer, peer), subject, sizeof subject);

@@ -1,7 +1,9 @@
 /* gw_register.h: Register: a valid name, a rate limit per source (IPv4 address or IPv6 /64, a
  * fixed window in Redis), the proof of work over the connection's challenge, both signatures
- * (account key and device key) over the register transcript, then the account and its device 1
- * inserted in PostgreSQL. Every answer, ok or error, is followed by a fresh Challenge. */
+ * (account key and device key) over the register transcript, the account's first signed
+ * device list (version 1, exactly this device as device 1, signed by the account key), then
+ * the account, its device 1 and that list inserted in PostgreSQL in one statement. Every
+ * answer, ok or error, is followed by a fresh Challenge. */
 #ifndef PARLEY_GW_REGISTER_H
 #define PARLEY_GW_REGISTER_H
 

@@ -166,6 +166,7 @@ static void gw_tick_cb(uv_timer_t *t)
     gw *g = &m->g;
     uint64_t now = pclock_mono_us();
     gw_auth_expire(g, now);
+    gw_provision_expire(g, now);
     gw_send_expire(g, now);
     gw_overload_tick(g, now);
     gw_reaper_expire(g, now);

@@ -55,9 +55,11 @@ assert_eq $((before + 2)) "$(all_rows)" "envelopes after two correct sends"
 register bobtwo 1
 bob_id=$(psql_q "SELECT id FROM accounts WHERE username = 'bob'")
 two_id=$(psql_q "SELECT id FROM accounts WHERE username = 'bobtwo'")
-psql_q "INSERT INTO devices (account_id, device_id, registration_id, signing_key, identity_key)
-        SELECT $bob_id, 2, registration_id, signing_key, identity_key FROM devices
-         WHERE account_id = $two_id AND device_id = 1" >/dev/null
+# added by the next signed device list (a row written straight into the table would be a
+# device senders refuse to encrypt to)
+expect_rc 0 timeout 60 "$PARLEY_BIN/tests/tools/parley-devlist-drive" --home "$(home_of bob)" \
+  --server "${GW_URL[1]}" --publish "addhome=$(home_of bobtwo)"
+assert_line "$OUT" '^published v=2 added=2 removed=-$' "bob's list with the second device"
 expect_rc 0 cli alice devices bob
 assert_eq "$(printf '1\n2')" "$OUT" "bob's devices"
 

@@ -13,7 +13,7 @@ P=(psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U parley -d par
 
 seed() {
   "${P[@]}" <<'EOF'
-TRUNCATE accounts, devices, envelopes, sends, device_prekeys, one_time_prekeys RESTART IDENTITY;
+TRUNCATE accounts, devices, envelopes, sends, device_prekeys, one_time_prekeys, device_lists RESTART IDENTITY;
 INSERT INTO accounts (username, account_key) VALUES
   ('alice', decode(repeat('aa', 32), 'hex')), ('bob', decode(repeat('bb', 32), 'hex')),
   ('carol', decode(repeat('cc', 32), 'hex'));
