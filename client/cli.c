@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "auth.h"
+#include "cli_link.h"
+#include "cli_recover.h"
+#include "devchange.h"
 #include "parley_client.h"
 #include "wire.h"
 
@@ -21,7 +24,7 @@
 /* recv --timeout expired before the first authentication finished: how long to wait for it. */
 #define AUTH_GRACE_MS 5000
 
-static const char usage_text[] =
+static const char usage_head[] =
     "usage: parley [--home DIR] [--server URL] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
@@ -35,10 +38,18 @@ static const char usage_text[] =
     "      [--timeout S]          stop after S seconds (30; 0 waits forever)\n"
     "      [--json]               one JSON object a line: from, device, id, timestamp, text\n"
     "                             (and to, for a copy of a message you sent elsewhere)\n"
-    "  devices NAME               device ids of account NAME, one a line\n"
-    "  safety-number NAME         the safety number of you and NAME (60 digits): compare it\n"
-    "                             with NAME in person or on a call; a change of NAME's keys\n"
-    "                             is reported on stderr until you ran this again\n"
+    "  devices NAME               device ids of NAME's signed device list, one a line (yours:\n"
+    "                             \"this device\" after a tab); devices the server lists\n"
+    "                             beyond it are reported on stderr\n"
+    "  devices remove ID          remove your device ID (needs the account key): it loses its\n"
+    "                             queue and connection, and nobody encrypts to it any more\n"
+    "  safety-number NAME         the safety number of your account and NAME's (60 digits):\n"
+    "                             compare it with NAME in person or on a call; it covers\n"
+    "                             every device of both accounts. A new account key of NAME\n"
+    "                             is refused by send until you ran this again\n";
+
+/* after the commands of cli_link.h and cli_recover.h */
+static const char usage_tail[] =
     "\n"
     "options:\n"
     "  --home DIR                 this device's folder (default ~/.parley)\n"
@@ -47,8 +58,10 @@ static const char usage_text[] =
     "  --verbose                  libwebsockets diagnostics on stderr\n"
     "\n"
     "Messages are end-to-end encrypted (X3DH and the Double Ratchet); sessions and keys live in\n"
-    "the home folder. A copy of a message you sent from another of your devices shows as\n"
-    "YOU->NAME in the FROM column.\n"
+    "the home folder. Messages go only to the devices in an account's device list signed by\n"
+    "its account key (pinned at first contact); a device the server lists beyond it gets\n"
+    "nothing, and send fails naming it. A copy of a message you sent from another of your\n"
+    "devices shows as YOU->NAME in the FROM column.\n"
     "In TEXT output, backslash, tab, newline, carriage return and other control characters\n"
     "are written as \\\\, \\t, \\n, \\r and \\xHH. Exit: 0 ok, 1 failure, 2 usage, 3 recv timeout\n"
     "before --count messages.\n";
@@ -92,9 +105,9 @@ typedef struct {
     /* send */
     pc_sendop *op;
 
-    /* safety-number */
+    /* devices, safety-number */
     char peer[PARLEY_NAME_MAX + 1];
-    Parley__V1__DeviceList *own_devs;
+    uint32_t remove_id;  /* devices remove ID */
 
     /* recv */
     pc_recv *recv;
@@ -261,6 +274,12 @@ static void session_down_common(app *a, const pc_status *st, int retrying)
     if (a->finishing) {
         if (!retrying)
             stop_loop(a);
+        return;
+    }
+    if (st->close_code == PWIRE_CLOSE_DEVICE_REMOVED) {
+        /* no point in reconnecting: the device is gone from the account */
+        fail(a, "this device (%s device %u) was removed from the account", a->home.id.username,
+             (unsigned)a->home.id.device_id);
         return;
     }
     if (retrying)
@@ -611,8 +630,13 @@ static void recv_bad(pc_recv *r, const Parley__V1__Envelope *e, const pc_status 
 {
     (void)r;
     (void)ud;
-    fprintf(stderr, "parley: cannot decrypt message %" PRIu64 " from %s device %u: %s\n", e->id,
-            e->sender, (unsigned)e->sender_device, why->msg);
+    fflush(stdout);
+    if (why->kind == PC_ERR_TRUST)
+        fprintf(stderr, "parley: not showing message %" PRIu64 " from %s device %u: %s\n",
+                e->id, e->sender, (unsigned)e->sender_device, why->msg);
+    else
+        fprintf(stderr, "parley: cannot decrypt message %" PRIu64 " from %s device %u: %s\n",
+                e->id, e->sender, (unsigned)e->sender_device, why->msg);
 }
 
 static void recv_persist(pc_recv *r, void *ud)
@@ -719,34 +743,108 @@ static int cmd_recv(app *a)
     return 0;
 }
 
-/* ---- devices ---------------------------------------------------------------------------- */
+/* ---- device lists ----------------------------------------------------------------------- */
+
+/* The pin of a->peer after the DeviceList answer f verified against it (devtrust.h) and was
+ * saved; NULL after fail() otherwise. */
+static pc_dt_pin *trusted_answer(app *a, const Parley__V1__ServerFrame *f, const pc_status *st)
+{
+    pc_dt_pin *pin;
+    pc_status e;
+
+    if (!f) {
+        fail_status(a, st);
+        return NULL;
+    }
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
+        if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
+            fail(a, "unknown account %s", a->peer);
+            return NULL;
+        }
+        pc_status_from_error(&e, f->error);
+        fail(a, "%s", e.msg);
+        return NULL;
+    }
+    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices) {
+        fail(a, "unexpected answer to GetDevices");
+        return NULL;
+    }
+    if (!(pin = pc_vault_pin(a->vault, a->peer, &e)) ||
+        pc_dt_accept(pin, a->peer, f->devices, &e) < 0) {
+        fail(a, "%s", e.msg);
+        return NULL;
+    }
+    pc_vault_pin_changed(a->vault, a->peer);
+    if (pc_vault_save(a->vault, &e) < 0) {
+        fail(a, "%s", e.msg);
+        return NULL;
+    }
+    return pin;
+}
+
+/* GetDevices(a->peer) from the pinned version, answered to cb. Returns 0, or -1 after fail(). */
+static int ask_devices(app *a, pc_conn *c, pc_response_cb cb)
+{
+    pc_dt_pin *pin;
+    pc_status st;
+
+    if (!(pin = pc_vault_pin(a->vault, a->peer, &st))) {
+        fail(a, "%s", st.msg);
+        return -1;
+    }
+    if (pc_get_devices(c, a->peer, pin->has_list ? pin->list.version : 0, cb, a, &st) < 0) {
+        fail_status(a, &st);
+        return -1;
+    }
+    return 0;
+}
 
 static void devices_answer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                            void *ud)
 {
     app *a = ud;
-    pc_status e;
+    int own = !strcmp(a->peer, a->home.id.username);
+    uint32_t ghosts[PARLEY_MAX_DEVICES_PER_ACCOUNT];
+    size_t n_ghosts;
+    pc_dt_pin *pin;
 
     (void)c;
-    if (!f) {
+    if (!(pin = trusted_answer(a, f, st)))
+        return;
+    for (size_t i = 0; i < pin->list.n; i++) {
+        uint32_t id = pin->list.dev[i].device_id;
+        printf("%u%s\n", (unsigned)id, own && id == a->home.id.device_id ? "\tthis device" : "");
+    }
+    fflush(stdout);
+    pc_dt_ghosts(pin, f->devices, ghosts, PARLEY_MAX_DEVICES_PER_ACCOUNT, &n_ghosts);
+    for (size_t i = 0; i < n_ghosts && i < PARLEY_MAX_DEVICES_PER_ACCOUNT; i++)
+        fprintf(stderr,
+                "parley: warning: the server also lists device %u of %s, which is not in %s's "
+                "signed device list (added by the server?): nothing is sent to it\n",
+                (unsigned)ghosts[i], a->peer, a->peer);
+    finish(a, 0);
+}
+
+static void removed(const pc_status *st, const pdl_list *list, uint32_t device_id, void *ud)
+{
+    app *a = ud;
+    pc_status e;
+
+    (void)list;
+    /* the pin may have moved to the server's current list even when the change failed */
+    pc_vault_pin_changed(a->vault, a->peer);
+    if (st->kind != PC_OK) {
+        pc_vault_save(a->vault, &e);
         fail_status(a, st);
         return;
     }
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
-        if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
-            fail(a, "unknown account %s", a->args[0]);
-            return;
-        }
-        pc_status_from_error(&e, f->error);
-        fail(a, "%s", e.msg);
+    pc_vault_drop(a->vault, a->peer, device_id);
+    if (pc_vault_save(a->vault, &e) < 0) {
+        fail(a, "removed device %u, but cannot save the device list: %s", (unsigned)device_id,
+             e.msg);
         return;
     }
-    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices) {
-        fail(a, "unexpected answer to GetDevices");
-        return;
-    }
-    for (size_t i = 0; i < f->devices->n_devices; i++)
-        printf("%u\n", (unsigned)f->devices->devices[i]->device_id);
+    printf("removed device %u\n", (unsigned)device_id);
     fflush(stdout);
     finish(a, 0);
 }
@@ -754,16 +852,23 @@ static void devices_answer(pc_conn *c, const Parley__V1__ServerFrame *f, const p
 static void devices_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
 {
     app *a = ud;
-    char norm[PARLEY_NAME_MAX + 1];
+    pc_devchange ch;
+    pc_dt_pin *pin;
     pc_status st;
 
     (void)ok;
+    if (a->ever_up)
+        return; /* a reconnect: the request of the first connection answers or fails */
     a->ever_up = 1;
-    if (pauth_name_normalize(a->args[0], norm) < 0) {
-        fail(a, "invalid account name %s", a->args[0]);
+    if (!a->remove_id) {
+        ask_devices(a, pc_session_conn(s), devices_answer);
         return;
     }
-    if (pc_get_devices(pc_session_conn(s), norm, 0, devices_answer, a, &st) < 0)
+    memset(&ch, 0, sizeof ch);
+    ch.remove_id = a->remove_id;
+    if (!(pin = pc_vault_pin(a->vault, a->peer, &st)) ||
+        pc_devchange_start(pc_session_conn(s), pin, &a->home.id.keys, a->peer, &ch, removed, a,
+                           &st) < 0)
         fail_status(a, &st);
 }
 
@@ -775,14 +880,37 @@ static void devices_down(pc_session *s, const pc_status *st, int retrying, void 
 
 static int cmd_devices(app *a)
 {
-    pc_session_events ev = { devices_up, NULL, devices_down, NULL };
-    char norm[PARLEY_NAME_MAX + 1];
+    pc_session_events ev = { devices_up, NULL, devices_down, NULL, NULL };
 
-    if (pauth_name_normalize(a->args[0], norm) < 0) {
+    if (a->nargs == 2) {
+        /* devices remove ID: on the own account, with the account key */
+        char *end;
+        unsigned long id;
+        errno = 0;
+        id = strtoul(a->args[1], &end, 10);
+        if (errno || end == a->args[1] || *end || a->args[1][0] == '-' || id == 0 ||
+            id > UINT32_MAX) {
+            fail(a, "devices remove wants a device id, got %s", a->args[1]);
+            return -1;
+        }
+        if (!a->home.id.keys.has_account_sk) {
+            fail(a, "only a device holding the account key (the first device, or one recovered "
+                    "from a kit) can remove devices");
+            return -1;
+        }
+        if (id == a->home.id.device_id) {
+            fail(a, "device %lu is this device: remove it from another device that holds the "
+                    "account key",
+                 id);
+            return -1;
+        }
+        a->remove_id = (uint32_t)id;
+        snprintf(a->peer, sizeof a->peer, "%s", a->home.id.username);
+    } else if (pauth_name_normalize(a->args[0], a->peer) < 0) {
         fail(a, "invalid account name %s", a->args[0]);
         return -1;
     }
-    if (open_session(a, &ev) < 0)
+    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
         return -1;
     start_deadline(a, a->timeout_s);
     return 0;
@@ -790,96 +918,57 @@ static int cmd_devices(app *a)
 
 /* ---- safety-number ---------------------------------------------------------------------- */
 
-/* The keys a safety number covers for one account: its device's keys when it has one device,
- * else a BLAKE2b-256 digest over every device's (id, keys) in id order, so that a device added
- * or replaced changes the number. */
-static void party_keys(const Parley__V1__DeviceList *dl, uint8_t signing[32],
-                       uint8_t identity[32])
-{
-    crypto_generichash_state hs, hi;
-
-    if (dl->n_devices == 1) {
-        memcpy(signing, dl->devices[0]->signing_key.data, 32);
-        memcpy(identity, dl->devices[0]->identity_key.data, 32);
-        return;
-    }
-    crypto_generichash_init(&hs, NULL, 0, 32);
-    crypto_generichash_init(&hi, NULL, 0, 32);
-    for (size_t i = 0; i < dl->n_devices; i++) {
-        const Parley__V1__DeviceInfo *d = dl->devices[i];
-        uint8_t id[4] = { (uint8_t)(d->device_id >> 24), (uint8_t)(d->device_id >> 16),
-                          (uint8_t)(d->device_id >> 8), (uint8_t)d->device_id };
-        crypto_generichash_update(&hs, id, 4);
-        crypto_generichash_update(&hs, d->signing_key.data, 32);
-        crypto_generichash_update(&hi, id, 4);
-        crypto_generichash_update(&hi, d->identity_key.data, 32);
-    }
-    crypto_generichash_final(&hs, signing, 32);
-    crypto_generichash_final(&hi, identity, 32);
-}
-
-static int list_ok(const Parley__V1__DeviceList *dl)
-{
-    if (!dl->n_devices)
-        return 0;
-    for (size_t i = 0; i < dl->n_devices; i++)
-        if (dl->devices[i]->signing_key.len != 32 || dl->devices[i]->identity_key.len != 32)
-            return 0;
-    return 1;
-}
-
 static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                         void *ud)
 {
     app *a = ud;
-    const Parley__V1__DeviceList *dl;
-    uint8_t ms[32], mi[32], ps[32], pi[32];
+    const Parley__V1__DeviceList *dl = f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES
+                                           ? f->devices
+                                           : NULL;
     char digits[PC_FP_DIGITS + 1], shown[PC_FP_FORMATTED_BYTES];
+    Parley__V1__DeviceList *verified;
     int changed = 0;
+    pc_dt_pin *pin;
     pc_status e;
 
     (void)c;
-    if (!f) {
-        fail_status(a, st);
-        return;
-    }
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
-        if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
-            fail(a, "unknown account %s", a->peer);
-            return;
-        }
-        pc_status_from_error(&e, f->error);
+    pc_status_ok(&e);
+    if (!(pin = pc_vault_pin(a->vault, a->peer, &e))) {
         fail(a, "%s", e.msg);
         return;
     }
-    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices ||
-        !list_ok(f->devices)) {
-        fail(a, "unexpected answer to GetDevices");
+    /* looking at the safety number is how the user accepts a new account key (the peer
+     * started over): the old pin goes and the new key is pinned as on first contact */
+    if (dl && dl->account_key.len == 32 && pin->pinned &&
+        memcmp(pin->account_pk, dl->account_key.data, 32)) {
+        memset(pin, 0, sizeof *pin);
+        changed = 1;
+    }
+    if (!(pin = trusted_answer(a, f, st)))
+        return;
+    /* the devices' keys come from the signed list: pinned now, so that sessions follow them
+     * without a further warning */
+    if (!(verified = pc_dt_verified_devices(pin, a->peer))) {
+        fail(a, "out of memory");
         return;
     }
-    dl = f->devices;
-    /* what this device pinned before: a difference (or an earlier one nobody looked at) is
-     * reported, then the current keys are pinned and the marks cleared */
-    for (size_t i = 0; i < dl->n_devices; i++) {
-        int was_changed = 0;
-        if (pc_vault_pinned_signing(a->vault, a->peer, dl->devices[i]->device_id, NULL,
-                                    &was_changed) && was_changed)
-            changed = 1;
-        if (pc_vault_observe(a->vault, a->peer, dl->devices[i], &changed, &e) < 0) {
-            fail(a, "%s", e.msg);
-            return;
-        }
+    for (size_t i = 0; i < verified->n_devices; i++)
+        if (pc_vault_observe(a->vault, a->peer, verified->devices[i], NULL, &e) < 0)
+            break;
+    parley__v1__device_list__free_unpacked(verified, NULL);
+    if (e.kind != PC_OK) {
+        fail(a, "%s", e.msg);
+        return;
     }
-    party_keys(a->own_devs, ms, mi);
-    party_keys(dl, ps, pi);
-    pc_fp_safety_number(ms, mi, a->home.id.username, strlen(a->home.id.username), ps, pi,
-                        a->peer, strlen(a->peer), digits);
+    pc_fp_safety_number(a->home.id.keys.account_pk, a->home.id.username,
+                        strlen(a->home.id.username), pin->account_pk, a->peer, strlen(a->peer),
+                        digits);
     pc_fp_format(digits, shown);
     printf("%s\n", shown);
     fflush(stdout);
     if (changed)
-        fprintf(stderr, "parley: the keys of %s changed since you last looked: compare this "
-                        "number with %s again\n",
+        fprintf(stderr, "parley: the account key of %s changed since you last looked: compare "
+                        "this number with %s again\n",
                 a->peer, a->peer);
     pc_vault_ack_changes(a->vault, a->peer);
     if (pc_vault_save(a->vault, &e) < 0) {
@@ -889,53 +978,15 @@ static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
     finish(a, 0);
 }
 
-static void safety_own(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
-                       void *ud)
-{
-    app *a = ud;
-    const pc_keys *k = &a->home.id.keys;
-    int found = 0;
-    pc_status e;
-
-    if (!f) {
-        fail_status(a, st);
-        return;
-    }
-    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices ||
-        !list_ok(f->devices)) {
-        fail(a, "unexpected answer to GetDevices for your own account");
-        return;
-    }
-    for (size_t i = 0; i < f->devices->n_devices; i++) {
-        const Parley__V1__DeviceInfo *d = f->devices->devices[i];
-        if (d->device_id != a->home.id.device_id)
-            continue;
-        found = !memcmp(d->signing_key.data, k->signing_pk, 32) &&
-                !memcmp(d->identity_key.data, k->identity_pk, 32);
-    }
-    if (!found) {
-        fail(a, "the server does not list this device's keys for %s", a->home.id.username);
-        return;
-    }
-    if (!(a->own_devs = pc_device_list_copy(f->devices))) {
-        fail(a, "out of memory");
-        return;
-    }
-    if (pc_get_devices(c, a->peer, 0, safety_peer, a, &e) < 0)
-        fail_status(a, &e);
-}
-
 static void safety_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
 {
     app *a = ud;
-    pc_status st;
 
     (void)ok;
+    if (a->ever_up)
+        return; /* a reconnect: the first request answers or fails */
     a->ever_up = 1;
-    if (a->own_devs)
-        return; /* a reconnect: the first answers are still coming or done */
-    if (pc_get_devices(pc_session_conn(s), a->home.id.username, 0, safety_own, a, &st) < 0)
-        fail_status(a, &st);
+    ask_devices(a, pc_session_conn(s), safety_peer);
 }
 
 static int cmd_safety(app *a)
@@ -1019,7 +1070,10 @@ static int parse_args(app *a, int argc, char **argv)
             continue;
         }
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-            fputs(usage_text, stdout);
+            fputs(usage_head, stdout);
+            fputs(pc_cmd_link_usage, stdout);
+            fputs(pc_cmd_recover_usage, stdout);
+            fputs(usage_tail, stdout);
             return 1;
         }
         eq = strchr(arg, '=');
@@ -1072,16 +1126,24 @@ static int parse_args(app *a, int argc, char **argv)
     a->nargs = npos - 1;
     for (int i = 1; i < npos && i <= 2; i++)
         a->args[i - 1] = pos[i];
-    if (!strcmp(a->cmd, "register") || !strcmp(a->cmd, "devices") ||
-        !strcmp(a->cmd, "safety-number")) {
+    if (!strcmp(a->cmd, "devices")) {
+        if (a->nargs == 2 ? strcmp(a->args[0], "remove") != 0 : a->nargs != 1)
+            return usage_error("devices wants NAME, or remove ID");
+    } else if (!strcmp(a->cmd, "register") || !strcmp(a->cmd, "safety-number")) {
         if (a->nargs != 1)
             return usage_error("%s wants one NAME", a->cmd);
     } else if (!strcmp(a->cmd, "send")) {
         if (a->nargs != 2)
             return usage_error("send wants NAME and TEXT");
-    } else if (!strcmp(a->cmd, "recv")) {
+    } else if (!strcmp(a->cmd, "recv") || !strcmp(a->cmd, "link")) {
         if (a->nargs != 0)
-            return usage_error("recv takes no arguments");
+            return usage_error("%s takes no arguments", a->cmd);
+    } else if (!strcmp(a->cmd, "approve")) {
+        if (a->nargs != 1)
+            return usage_error("approve wants the link CODE");
+    } else if (!strcmp(a->cmd, "recovery-kit") || !strcmp(a->cmd, "recover")) {
+        if (a->nargs != 1)
+            return usage_error("%s wants one FILE", a->cmd);
     } else {
         return usage_error("unknown command %s", a->cmd);
     }
@@ -1091,8 +1153,8 @@ static int parse_args(app *a, int argc, char **argv)
         return usage_error("--count is for recv");
     if (a->client_id && strcmp(a->cmd, "send"))
         return usage_error("--client-id is for send");
-    if (!strcmp(a->cmd, "register") && !a->server)
-        return usage_error("register needs --server URL");
+    if ((!strcmp(a->cmd, "register") || !strcmp(a->cmd, "link")) && !a->server)
+        return usage_error("%s needs --server URL", a->cmd);
     if (!a->have_timeout)
         a->timeout_s = DEFAULT_TIMEOUT_S;
     return 0;
@@ -1173,8 +1235,6 @@ static void teardown(app *a)
         fprintf(stderr, "parley: warning: event loop still had handles at exit\n");
     if (a->seen_init)
         pc_seen_free(&a->seen);
-    if (a->own_devs)
-        parley__v1__device_list__free_unpacked(a->own_devs, NULL);
     pc_vault_free(a->vault);
     pc_keys_wipe(&a->keys);
     if (a->home_open) {
@@ -1182,6 +1242,12 @@ static void teardown(app *a)
             pc_home_discard(&a->home);
         pc_home_free(&a->home);
     }
+}
+
+static int is_link_command(const char *cmd)
+{
+    return !strcmp(cmd, "link") || !strcmp(cmd, "approve") || !strcmp(cmd, "recovery-kit") ||
+           !strcmp(cmd, "recover");
 }
 
 int main(int argc, char **argv)
@@ -1198,6 +1264,22 @@ int main(int argc, char **argv)
     if (uv_loop_init(&a.loop) != 0) {
         fputs("parley: cannot initialise the event loop\n", stderr);
         return 1;
+    }
+    if (is_link_command(a.cmd)) {
+        /* these run their own setup on our loop (cli_link.h, cli_recover.h) */
+        pc_cmd_opts o = { &a.loop, a.home_dir, a.server, a.have_timeout ? a.timeout_s : 0,
+                          a.verbose };
+        if (!strcmp(a.cmd, "link"))
+            rc = pc_cmd_link(&o);
+        else if (!strcmp(a.cmd, "approve"))
+            rc = pc_cmd_approve(&o, a.args[0]);
+        else if (!strcmp(a.cmd, "recovery-kit"))
+            rc = pc_cmd_recovery_kit(&o, a.args[0]);
+        else
+            rc = pc_cmd_recover(&o, a.args[0]);
+        if (uv_loop_close(&a.loop) != 0 && a.verbose)
+            fprintf(stderr, "parley: warning: event loop still had handles at exit\n");
+        return rc;
     }
     uv_timer_init(&a.loop, &a.deadline);
     uv_timer_init(&a.loop, &a.settle);

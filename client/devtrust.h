@@ -37,4 +37,16 @@ int pc_dt_accept(pc_dt_pin *pin, const char *account, const Parley__V1__DeviceLi
 void pc_dt_ghosts(const pc_dt_pin *pin, const Parley__V1__DeviceList *dl, uint32_t *ids,
                   size_t cap, size_t *n);
 
+/* The verified list of pin as a DeviceList (account, account_key, latest_version and devices;
+ * no signed lists) that send and receive use in place of the server's rows. NULL when pin has
+ * no list or memory ran out; the caller frees it with
+ * parley__v1__device_list__free_unpacked(dl, NULL). */
+Parley__V1__DeviceList *pc_dt_verified_devices(const pc_dt_pin *pin, const char *account);
+
+/* Sets st to the PC_ERR_TRUST report of ghosts (pc_dt_ghosts: ids, n of them, at least one)
+ * of account: "NAME's device N is not in NAME's signed device list (added by the server?);
+ * OUTCOME" (outcome: what the caller did about it, e.g. "nothing was sent"). Returns -1. */
+int pc_dt_ghost_status(pc_status *st, const char *account, const uint32_t *ids, size_t n,
+                       const char *outcome);
+
 #endif

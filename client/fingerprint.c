@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-void pc_fp_party(const uint8_t signing_pk[32], const uint8_t identity_pk[32], const char *id,
-                 size_t id_len, char out[PC_FP_PARTY_DIGITS + 1])
+void pc_fp_party(const uint8_t account_pk[32], const char *id, size_t id_len,
+                 char out[PC_FP_PARTY_DIGITS + 1])
 {
     const uint8_t version[2] = { (uint8_t)(PC_FP_VERSION >> 8), (uint8_t)PC_FP_VERSION };
     uint8_t h[crypto_hash_sha512_BYTES];
@@ -13,16 +13,14 @@ void pc_fp_party(const uint8_t signing_pk[32], const uint8_t identity_pk[32], co
 
     crypto_hash_sha512_init(&s);
     crypto_hash_sha512_update(&s, version, sizeof version);
-    crypto_hash_sha512_update(&s, signing_pk, 32);
-    crypto_hash_sha512_update(&s, identity_pk, 32);
+    crypto_hash_sha512_update(&s, account_pk, 32);
     crypto_hash_sha512_update(&s, (const uint8_t *)id, id_len);
     crypto_hash_sha512_final(&s, h);
     /* the loop makes a brute-force search for a colliding key PC_FP_ITERATIONS times dearer */
     for (int i = 0; i < PC_FP_ITERATIONS; i++) {
         crypto_hash_sha512_init(&s);
         crypto_hash_sha512_update(&s, h, sizeof h);
-        crypto_hash_sha512_update(&s, signing_pk, 32);
-        crypto_hash_sha512_update(&s, identity_pk, 32);
+        crypto_hash_sha512_update(&s, account_pk, 32);
         crypto_hash_sha512_final(&s, h);
     }
     for (int c = 0; c < 6; c++) {
@@ -34,15 +32,14 @@ void pc_fp_party(const uint8_t signing_pk[32], const uint8_t identity_pk[32], co
     }
 }
 
-void pc_fp_safety_number(const uint8_t a_signing_pk[32], const uint8_t a_identity_pk[32],
-                         const char *a_id, size_t a_id_len, const uint8_t b_signing_pk[32],
-                         const uint8_t b_identity_pk[32], const char *b_id, size_t b_id_len,
+void pc_fp_safety_number(const uint8_t a_account_pk[32], const char *a_id, size_t a_id_len,
+                         const uint8_t b_account_pk[32], const char *b_id, size_t b_id_len,
                          char out[PC_FP_DIGITS + 1])
 {
     char a[PC_FP_PARTY_DIGITS + 1], b[PC_FP_PARTY_DIGITS + 1];
 
-    pc_fp_party(a_signing_pk, a_identity_pk, a_id, a_id_len, a);
-    pc_fp_party(b_signing_pk, b_identity_pk, b_id, b_id_len, b);
+    pc_fp_party(a_account_pk, a_id, a_id_len, a);
+    pc_fp_party(b_account_pk, b_id, b_id_len, b);
     if (strcmp(a, b) <= 0)
         snprintf(out, PC_FP_DIGITS + 1, "%s%s", a, b);
     else

@@ -19,6 +19,7 @@ typedef struct rx_env {
 typedef struct sender {
     struct sender *next;
     char *name;
+    char *distrust;          /* why the sender's device list cannot be trusted, or NULL */
     size_t n;
     uint32_t ids[PARLEY_MAX_DEVICES_PER_ACCOUNT];
     uint32_t regs[PARLEY_MAX_DEVICES_PER_ACCOUNT];
@@ -186,11 +187,15 @@ static void flush_cb(uv_timer_t *t)
 
 /* ---- sender keys ---------------------------------------------------------------------- */
 
-/* Returns -1 when out of memory: the caller retries, never treats the sender as unknown (that
- * would ack, and so delete, a message it could open later). */
-static int store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceList *dl)
+/* Keeps the sender's verified devices (dl: pc_dt_verified_devices; NULL: an unknown account)
+ * or, with dl NULL and distrust set, why none can be trusted. Returns -1 when out of memory:
+ * the caller retries, never treats the sender as unknown (that would ack, and so delete, a
+ * message it could open later). */
+static int store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceList *dl,
+                        const char *distrust)
 {
     sender *s = find_sender(r, name);
+    char *why = NULL;
 
     if (!s) {
         s = calloc(1, sizeof *s);
@@ -201,6 +206,10 @@ static int store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceLi
         s->next = r->senders;
         r->senders = s;
     }
+    if (distrust && !(why = strdup(distrust)))
+        return -1;
+    free(s->distrust);
+    s->distrust = why;
     s->n = 0;
     for (size_t i = 0; dl && i < dl->n_devices && s->n < PARLEY_MAX_DEVICES_PER_ACCOUNT; i++) {
         const Parley__V1__DeviceInfo *d = dl->devices[i];
@@ -213,6 +222,27 @@ static int store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceLi
         s->n++;
     }
     return 0;
+}
+
+/* Runs a DeviceList answer through the sender's pin (devtrust.h) and keeps the verified
+ * devices: a message opens only from a device of the sender's signed list, with its keys. */
+static int trust_sender(pc_recv *r, const char *name, const Parley__V1__DeviceList *dl)
+{
+    pc_dt_pin *pin;
+    Parley__V1__DeviceList *ok;
+    pc_status st;
+    int rc;
+
+    if (!(pin = pc_vault_pin(r->v, name, &st)))
+        return store_sender(r, name, NULL, st.msg);
+    if (pc_dt_accept(pin, name, dl, &st) < 0)
+        return store_sender(r, name, NULL, st.msg);
+    pc_vault_pin_changed(r->v, name);
+    if (!(ok = pc_dt_verified_devices(pin, name)))
+        return -1;
+    rc = store_sender(r, name, ok, NULL);
+    parley__v1__device_list__free_unpacked(ok, NULL);
+    return rc;
 }
 
 static void on_lookup(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
@@ -228,11 +258,11 @@ static void on_lookup(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_sta
     if (!f || !x)
         return; /* connection gone: session_down clears the queue */
     int stored = -1;
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES)
-        stored = store_sender(r, x->e->sender, f->devices);
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES && f->devices)
+        stored = trust_sender(r, x->e->sender, f->devices);
     else if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error &&
              f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT)
-        stored = store_sender(r, x->e->sender, NULL);
+        stored = store_sender(r, x->e->sender, NULL, NULL);
     if (stored != 0) {
         /* the server could not answer now, or memory ran out: try again rather than drop a
          * message we could open later */
@@ -250,7 +280,11 @@ static int start_lookup(pc_recv *r, rx_env *x)
     pc_conn *c = pc_session_conn(r->s);
     pc_status st;
 
-    if (!c || pc_get_devices(c, x->e->sender, 0, on_lookup, r, &st) < 0)
+    pc_dt_pin *pin = pc_vault_pin(r->v, x->e->sender, &st);
+
+    if (!c || !pin ||
+        pc_get_devices(c, x->e->sender, pin->has_list ? pin->list.version : 0, on_lookup, r,
+                       &st) < 0)
         return -1;
     x->looked_up = 1;
     r->lookup_pending = 1;
@@ -346,9 +380,18 @@ static void process(pc_recv *r)
                 start_lookup(r, x);
                 return;
             }
+            const sender *snd = find_sender(r, x->e->sender);
             pop(r);
-            pc_status_set(&st, PC_ERR_CRYPTO, "sender %s has no device %u", x->e->sender,
-                          x->e->sender_device);
+            if (snd && snd->distrust)
+                pc_status_set(&st, PC_ERR_TRUST, "%s", snd->distrust);
+            else if (snd && snd->n)
+                pc_status_set(&st, PC_ERR_TRUST,
+                              "device %u of %s is not in %s's signed device list (added by "
+                              "the server?)",
+                              x->e->sender_device, x->e->sender, x->e->sender);
+            else
+                pc_status_set(&st, PC_ERR_CRYPTO, "sender %s has no device %u", x->e->sender,
+                              x->e->sender_device);
             bad(r, x, &st);
             env_free(x);
             continue;
@@ -444,6 +487,7 @@ static void recv_closed(uv_handle_t *h)
     while (r->senders) {
         sender *s = r->senders;
         r->senders = s->next;
+        free(s->distrust);
         free(s->name);
         free(s);
     }

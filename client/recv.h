@@ -1,7 +1,10 @@
 /* recv.h: receiving on a pc_session: envelopes are handled strictly in arrival order; each
- * one's sender device is looked up (GetDevices(sender), cached for the recv's life and
- * refetched once when a device is not in the cached list or a prekey message carries other
- * keys, as after a reinstall), the envelope is decrypted (vault.h: the Double Ratchet, or X3DH
+ * one's sender device is looked up (GetDevices(sender, known_version = the vault's pin),
+ * verified against the pin (devtrust.h): only devices of the sender's signed list count, with
+ * the listed keys; cached for the recv's life and refetched once when a device is not in the
+ * cached list or a prekey message carries other keys); a message from a device outside the
+ * signed list, or from an account whose list does not verify, is reported (on_bad,
+ * PC_ERR_TRUST) and acked, never handed over; otherwise the envelope is decrypted (vault.h: the Double Ratchet, or X3DH
  * first for a prekey message) and handed over, then acknowledged. Envelopes already seen
  * (pc_seen) are acked without being handed over again; envelopes that fail to decrypt are
  * reported and acked, never handed over. Acks are batched per loop turn; before each batch
@@ -29,8 +32,8 @@ typedef struct {
      * not NUL-terminated. NULL for a message to this account. */
     const char *sent_to;
     size_t sent_to_len;
-    int key_changed;       /* the sending device's keys differ from those pinned before: the
-                              safety number changed */
+    int key_changed;       /* the sending device's keys differ from those the vault pinned
+                              before signed lists (see pc_send_result) */
 } pc_message;
 
 typedef struct {

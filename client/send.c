@@ -388,6 +388,52 @@ static void build_and_send(pc_sendop *op, pc_conn *c)
     send_now(op, c);
 }
 
+/* Runs the server's answer through the target's pin (devtrust.h) and, when it verifies and
+ * the server lists no device the signed list lacks, sets op->devs to the verified list: the
+ * devices encrypted to are the signed list's, never the server's rows. */
+static int trust_devices(pc_sendop *op, const Parley__V1__DeviceList *dl, pc_status *st)
+{
+    uint32_t ghosts[PARLEY_MAX_DEVICES_PER_ACCOUNT];
+    size_t n_ghosts;
+    pc_dt_pin *pin = pc_vault_pin(op->v, target(op), st);
+
+    /* pc_dt_accept leaves the pin as it was when it refuses */
+    if (!pin || pc_dt_accept(pin, target(op), dl, st) < 0)
+        return -1;
+    pc_vault_pin_changed(op->v, target(op));
+    pc_dt_ghosts(pin, dl, ghosts, PARLEY_MAX_DEVICES_PER_ACCOUNT, &n_ghosts);
+    if (n_ghosts)
+        return pc_dt_ghost_status(st, target(op), ghosts,
+                                  n_ghosts < PARLEY_MAX_DEVICES_PER_ACCOUNT
+                                      ? n_ghosts
+                                      : PARLEY_MAX_DEVICES_PER_ACCOUNT,
+                                  op->phase ? "no copy went to your devices"
+                                            : "nothing was sent");
+    if (!(op->devs = pc_dt_verified_devices(pin, target(op))))
+        return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
+    return 0;
+}
+
+/* A fetched bundle must carry the keys the signed list gives its device: else the server
+ * swapped them. */
+static int bundle_listed(const pc_sendop *op, const pc_prekey_bundle *b, pc_status *st)
+{
+    for (size_t i = 0; i < op->devs->n_devices; i++) {
+        const Parley__V1__DeviceInfo *d = op->devs->devices[i];
+        if (d->device_id != b->device_id)
+            continue;
+        if (d->registration_id == b->registration_id &&
+            !memcmp(d->signing_key.data, b->signing_pk, 32) &&
+            !memcmp(d->identity_key.data, b->identity_pk, 32))
+            return 0;
+        break;
+    }
+    return pc_status_set(st, PC_ERR_TRUST,
+                         "the server's prekey bundle of device %u of %s does not carry the "
+                         "keys of %s's signed device list; nothing was sent",
+                         b->device_id, target(op), target(op));
+}
+
 static void on_bundles(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, void *ud)
 {
     pc_sendop *op = ud;
@@ -419,7 +465,8 @@ static void on_bundles(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, vo
         return;
     }
     for (size_t i = 0; i < b->n; i++) {
-        if (pc_vault_add_bundle(op->v, target(op), &b->bundles[i], &op->key_changed, &r) < 0) {
+        if (bundle_listed(op, &b->bundles[i], &r) < 0 ||
+            pc_vault_add_bundle(op->v, target(op), &b->bundles[i], &op->key_changed, &r) < 0) {
             pc_prekey_bundles_free(b);
             fail(op, &r);
             return;
@@ -483,9 +530,7 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
         return;
     }
     forget_devices(op);
-    /* a copy: the frame is gone once this returns, the list is needed after the bundles */
-    if (!(op->devs = pc_device_list_copy(f->devices))) {
-        pc_status_set(&r, PC_ERR_LOCAL, "out of memory");
+    if (trust_devices(op, f->devices, &r) < 0) {
         fail(op, &r);
         return;
     }
@@ -513,6 +558,7 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
 static void step(pc_sendop *op)
 {
     pc_conn *c = pc_session_conn(op->s);
+    pc_dt_pin *pin;
     pc_status st;
 
     if (!c) {
@@ -523,8 +569,13 @@ static void step(pc_sendop *op)
         send_now(op, c);
         return;
     }
+    if (!(pin = pc_vault_pin(op->v, target(op), &st))) {
+        fail(op, &st);
+        return;
+    }
     op->state = W_DEVICES;
-    if (pc_get_devices(c, target(op), 0, on_devices, op, &st) == 0) {
+    if (pc_get_devices(c, target(op), pin->has_list ? pin->list.version : 0, on_devices, op,
+                       &st) == 0) {
         op->req_conn = c;
     } else {
         if (st.kind == PC_ERR_NET) {

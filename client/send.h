@@ -1,9 +1,13 @@
 /* send.h: sending a text message to an account, end-to-end encrypted (vault.h).
  *   - pc_send_msg: one Send, encrypted for every device of a DeviceList with the vault's
  *     sessions (every device must have one), and owning that memory.
- *   - pc_sendop: the whole logical send on a pc_session (Sesame-style): GetDevices(recipient),
- *     GetPrekeys for devices without a session (new, reinstalled), X3DH, encrypt, save the
- *     vault, Send; until accepted or the deadline: on DEVICE_MISMATCH drop the sessions of stale
+ *   - pc_sendop: the whole logical send on a pc_session (Sesame-style): GetDevices(recipient,
+ *     known_version = the vault's pin), the answer verified against the pin (devtrust.h: a
+ *     list that does not verify, or a server row the signed list lacks, a ghost, fails the
+ *     send with PC_ERR_TRUST and nothing sent to that account), then only the signed list's
+ *     devices are addressed: GetPrekeys for devices without a session (a fetched bundle must
+ *     carry the listed keys), X3DH, encrypt, save the vault, Send; until accepted or the
+ *     deadline: on DEVICE_MISMATCH drop the sessions of stale
  *     and extra devices and start over (up to PC_SEND_MISMATCH_RETRIES times); on UNAVAILABLE,
  *     SHUTTING_DOWN, RATE_LIMITED or a dropped connection resend with the same client_id (the
  *     server's idempotency makes resends safe). When the recipient is another account, a sent
@@ -48,8 +52,9 @@ typedef struct {
     int duplicate;               /* the server had already accepted this client_id */
     size_t sync_copies;          /* transcripts queued for the sender's other devices */
     const pc_status *sync_error; /* the transcript failed (the message itself went); or NULL */
-    int key_changed;             /* a recipient device's keys differ from those pinned before:
-                                    the safety number changed */
+    int key_changed;             /* a recipient device's keys differ from those the vault
+                                    pinned before signed lists (device keys now come from the
+                                    signed list, which never changes a listed device's keys) */
 } pc_send_result;
 
 /* st->kind PC_OK with res, or the failure (res NULL). On timeout the status is the last

@@ -11,9 +11,9 @@
 #include "home.h"
 
 #define PEER_MAGIC "PCPE"
-#define PEER_VERSION 1
+#define PEER_VERSION 2       /* 2: the device-list pin follows the devices; 1 had none */
 /* a peer file: every device with two full sessions, plus the fixed part */
-#define PEER_BLOB_MAX (PARLEY_MAX_DEVICES_PER_ACCOUNT * (2 * PC_E2S_BLOB_MAX + 256) + 64)
+#define PEER_BLOB_MAX (PARLEY_MAX_DEVICES_PER_ACCOUNT * (2 * PC_E2S_BLOB_MAX + 256 + 80) + 256)
 
 typedef struct {
     uint32_t device_id, registration_id;
@@ -28,6 +28,7 @@ typedef struct vpeer {
     char name[PARLEY_NAME_MAX + 1];
     size_t n;
     vdev dev[PARLEY_MAX_DEVICES_PER_ACCOUNT];
+    pc_dt_pin pin;
     int dirty;
 } vpeer;
 
@@ -117,6 +118,69 @@ static int get_session(pc_eb_reader *r, pc_e2s **out, pc_status *st)
     return rc < 0 ? -1 : 0;
 }
 
+/* The pin in full, field by field: the list's hash is of the body the account key signed, so
+ * it is stored rather than recomputed from a re-encoding. */
+static void put_pin(pc_eb_writer *w, const pc_dt_pin *pin)
+{
+    const pdl_list *l = &pin->list;
+    char name[sizeof l->account];
+
+    pc_eb_put_u8(w, (uint8_t)(pin->pinned != 0));
+    pc_eb_put(w, pin->account_pk, 32);
+    pc_eb_put_u8(w, (uint8_t)(pin->has_list != 0));
+    if (!pin->has_list)
+        return;
+    /* the name alone, zero-padded (the bytes after its terminator may be anything) */
+    memset(name, 0, sizeof name);
+    memcpy(name, l->account, strnlen(l->account, sizeof name - 1));
+    pc_eb_put(w, name, sizeof name);
+    pc_eb_put_u64(w, l->version);
+    pc_eb_put_u8(w, (uint8_t)(l->has_prev != 0));
+    pc_eb_put(w, l->prev_hash, PDL_HASH_BYTES);
+    pc_eb_put_u32(w, l->max_device_id);
+    pc_eb_put_u64(w, l->timestamp_ms);
+    pc_eb_put_u32(w, (uint32_t)l->n);
+    for (size_t i = 0; i < l->n; i++) {
+        pc_eb_put_u32(w, l->dev[i].device_id);
+        pc_eb_put_u32(w, l->dev[i].registration_id);
+        pc_eb_put(w, l->dev[i].signing_pk, 32);
+        pc_eb_put(w, l->dev[i].identity_pk, 32);
+    }
+    pc_eb_put(w, l->hash, PDL_HASH_BYTES);
+}
+
+/* Returns 0, or -1 when the stored pin is malformed. */
+static int get_pin(pc_eb_reader *r, pc_dt_pin *pin)
+{
+    pdl_list *l = &pin->list;
+    uint32_t n;
+
+    memset(pin, 0, sizeof *pin);
+    pin->pinned = pc_eb_get_u8(r) != 0;
+    pc_eb_get(r, pin->account_pk, 32);
+    pin->has_list = pc_eb_get_u8(r) != 0;
+    if (!pin->has_list)
+        return 0;
+    pc_eb_get(r, l->account, sizeof l->account);
+    l->version = pc_eb_get_u64(r);
+    l->has_prev = pc_eb_get_u8(r) != 0;
+    pc_eb_get(r, l->prev_hash, PDL_HASH_BYTES);
+    l->max_device_id = pc_eb_get_u32(r);
+    l->timestamp_ms = pc_eb_get_u64(r);
+    n = pc_eb_get_u32(r);
+    if (n == 0 || n > PARLEY_MAX_DEVICES_PER_ACCOUNT || l->account[sizeof l->account - 1])
+        return -1;
+    l->n = n;
+    for (size_t i = 0; i < l->n; i++) {
+        l->dev[i].device_id = pc_eb_get_u32(r);
+        l->dev[i].registration_id = pc_eb_get_u32(r);
+        pc_eb_get(r, l->dev[i].signing_pk, 32);
+        pc_eb_get(r, l->dev[i].identity_pk, 32);
+    }
+    pc_eb_get(r, l->hash, PDL_HASH_BYTES);
+    return pin->pinned ? 0 : -1;
+}
+
 static int peer_save(pc_vault *v, vpeer *p, pc_status *st)
 {
     pc_eb_writer w;
@@ -137,6 +201,7 @@ static int peer_save(pc_vault *v, vpeer *p, pc_status *st)
         put_session(&w, d->cur, st, &fail);
         put_session(&w, d->prev, st, &fail);
     }
+    put_pin(&w, &p->pin);
     if (fail) {
         pc_eb_abandon(&w);
         return -1;
@@ -174,7 +239,9 @@ static int peer_load(pc_vault *v, vpeer *p, pc_status *st)
         free(path);
         return 0;
     }
-    if (pc_eb_open(&r, blob, len, PEER_MAGIC, &version) < 0 || version != PEER_VERSION)
+    /* version 1 files hold the same devices and no pin */
+    if (pc_eb_open(&r, blob, len, PEER_MAGIC, &version) < 0 ||
+        (version != PEER_VERSION && version != 1))
         goto corrupt;
     n = pc_eb_get_u32(&r);
     if (n > PARLEY_MAX_DEVICES_PER_ACCOUNT)
@@ -190,6 +257,8 @@ static int peer_load(pc_vault *v, vpeer *p, pc_status *st)
         if (get_session(&r, &d->cur, st) < 0 || get_session(&r, &d->prev, st) < 0)
             goto corrupt;
     }
+    if (version == PEER_VERSION && get_pin(&r, &p->pin) < 0)
+        goto corrupt;
     if (pc_eb_close(&r) < 0)
         goto corrupt;
     free_blob(blob, len);
@@ -199,6 +268,7 @@ corrupt:
     for (size_t i = 0; i < p->n; i++)
         vdev_clear(&p->dev[i]);
     p->n = 0;
+    memset(&p->pin, 0, sizeof p->pin);
     pc_status_set(st, PC_ERR_LOCAL, "%s is corrupt", path);
     free_blob(blob, len);
     free(path);
@@ -628,6 +698,29 @@ int pc_vault_observe(pc_vault *v, const char *account, const Parley__V1__DeviceI
         d->registration_id = dev->registration_id;
     p->dirty = 1;
     return 0;
+}
+
+pc_dt_pin *pc_vault_pin(pc_vault *v, const char *account, pc_status *st)
+{
+    vpeer *p = peer_get(v, account, st);
+
+    if (!p)
+        return NULL;
+    /* the own account key is known without asking anyone: pinned from the start */
+    if (!p->pin.pinned && !strcmp(account, v->me->username)) {
+        p->pin.pinned = 1;
+        memcpy(p->pin.account_pk, v->me->keys.account_pk, 32);
+    }
+    return &p->pin;
+}
+
+void pc_vault_pin_changed(pc_vault *v, const char *account)
+{
+    pc_status st;
+    vpeer *p = peer_get(v, account, &st);
+
+    if (p)
+        p->dirty = 1;
 }
 
 void pc_vault_ack_changes(pc_vault *v, const char *account)

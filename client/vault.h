@@ -1,14 +1,16 @@
 /* vault.h: a device's end-to-end encryption state, in memory and in its home folder:
  *   - its own prekey secrets (pkstore.h), DIR/prekeys
- *   - per peer account: each known device's keys as first seen (pinned), registration id and
- *     sessions (e2ee.h), DIR/peers/ACCOUNT
+ *   - per account (peers and the own one): the device-list pin (devtrust.h: account key and
+ *     newest verified signed list), each known device's keys, registration id and sessions
+ *     (e2ee.h), DIR/peers/ACCOUNT
  * Sesame-style session choice: a device has a current session (used to send) and keeps the
  * one before it; a message opens with either, and the one that opened an incoming message
  * becomes current, so two devices that started sessions with each other at the same time
- * settle on one. A device whose registration id or keys differ from what the server lists is
- * treated as reinstalled: its sessions go, a fresh bundle starts a new one. Keys that differ
- * from the pinned ones are reported to the caller (key_changed) and remembered until the user
- * has looked at the safety number again (pc_vault_ack_changes).
+ * settle on one. The device lists handed in are the verified signed lists (send.c, recv.c):
+ * a device whose registration id or keys differ from what the list says loses its sessions
+ * and a fresh bundle starts a new one. Keys that differ from those pinned per device (before
+ * signed lists) are reported to the caller (key_changed) and remembered until the user has
+ * looked at the safety number again (pc_vault_ack_changes).
  * Every file is written atomically (home.h) and mode 0600. Saving is explicit: callers save
  * before a Send goes out (a crash must never make the ratchet reuse a message key) and before
  * acking what they decrypted (pc_vault_save). */
@@ -18,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devtrust.h"
 #include "e2ee.h"
 #include "keys.h"
 #include "pkstore.h"
@@ -75,6 +78,13 @@ const uint8_t *pc_vault_pinned_signing(pc_vault *v, const char *account, uint32_
  * pc_vault_add_bundle, without touching sessions. */
 int pc_vault_observe(pc_vault *v, const char *account, const Parley__V1__DeviceInfo *dev,
                      int *key_changed, pc_status *st);
+/* The device-list pin of account (borrowed; lives as long as v), created empty (nothing
+ * pinned) on first use; NULL with st set when the account name is invalid or its file cannot
+ * be read. Peer files written before pins existed read as "no pin". After pc_dt_accept (or
+ * any other change) call pc_vault_pin_changed, then pc_vault_save. */
+pc_dt_pin *pc_vault_pin(pc_vault *v, const char *account, pc_status *st);
+void pc_vault_pin_changed(pc_vault *v, const char *account);
+
 /* Clears the changed marks of an account's devices (the user compared safety numbers). */
 void pc_vault_ack_changes(pc_vault *v, const char *account);
 

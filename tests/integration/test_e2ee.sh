@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end encryption through the real cluster with the parley CLI: registration publishes
 # prekeys; first contact with and without a one-time prekey; what PostgreSQL stores never holds
-# the plaintext; a tampered envelope is reported and the next one still opens; a recipient that
-# reinstalls (new keys, new registration id) gets the next message after the sender's library
-# repaired the session, and the sender is told the keys changed; a send is copied to the
-# sender's own other device as a sent transcript; both sides compute the same safety number.
+# the plaintext; a tampered envelope is reported and the next one still opens; both sides
+# compute the same safety number (over the account keys); a reinstall is a new device (a
+# recovery kit on the new install, the old device removed): the sender follows the signed
+# device list to it without a key-change warning and the safety number stays; a device row
+# written straight into PostgreSQL (not in the signed list) is a ghost: sends to the account
+# fail naming it with nothing queued, and what it sends is not shown; a linked second device
+# gets sent transcripts.
 source "$(dirname "$0")/lib.sh"
 
 start_cluster
@@ -17,9 +20,10 @@ otks() { # user device -> one-time prekeys the server holds
   psql_q "SELECT count(*) FROM one_time_prekeys WHERE account_id = $(acct "$1") AND device_id = ${2:-1}"
 }
 
-# adopt NEW USER DEVICE: the install registered as NEW becomes DEVICE of USER (a new device,
-# or a reinstall of an existing one): its keys, registration id and prekeys move over on the
-# server, its home folder becomes USER's device (home folder USER-DEVICE).
+# adopt NEW USER DEVICE: the install registered as NEW becomes DEVICE of USER behind the
+# account key's back: its keys, registration id and prekeys are written into USER's rows in
+# PostgreSQL (what a compromised server could do), its home folder becomes USER's device (home
+# folder USER-DEVICE). USER's signed device list does not have it: a ghost.
 adopt() {
   local new=$1 user=$2 dev=$3 nid uid
   nid=$(acct "$new"); uid=$(acct "$user")
@@ -102,33 +106,90 @@ expect_rc 0 cli alice safety-number carol
 expect_rc 1 cli alice safety-number nobody_here
 assert_contains "$ERR" "unknown account nobody_here" "safety number of an unknown account"
 
-# --- bob reinstalls device 1: new keys, new registration id --------------------------------
-register bobnew 1
-old_reg=$(psql_q "SELECT registration_id FROM devices WHERE account_id = $(acct bob) AND device_id = 1")
-adopt bobnew bob 1
-new_reg=$(psql_q "SELECT registration_id FROM devices WHERE account_id = $(acct bob) AND device_id = 1")
-[ "$old_reg" != "$new_reg" ] || fail "the reinstall kept the registration id"
-# alice's session is with the old install: the server calls it stale, the library fetches the
-# new bundle, starts a new session and sends again; alice is told the keys changed
-expect_rc 0 cli alice send bob "after your reinstall"
-assert_match "$OUT" $'^bob\t1\t[0-9]+$' "send output after the reinstall"
-assert_contains "$ERR" "the keys of bob changed" "key change reported to the sender"
-expect_rc 0 cli bob-1 recv --count 1 --timeout 20
-assert_eq "$(printf 'alice\t1\tafter your reinstall')" "$OUT" "the reinstalled device reads it"
-# the reinstalled bob writes back: alice's library replaces the session on her side
-expect_rc 0 cli bob-1 send alice "new install here"
-expect_rc 0 cli alice recv --count 1 --timeout 20
-assert_eq "$(printf 'bob\t1\tnew install here')" "$OUT" "alice reads the reinstalled device"
-# the safety number changed, and saying so once is enough
-expect_rc 0 cli alice safety-number bob
-[ "$OUT" != "$sn_alice" ] || fail "the safety number did not change with bob's keys"
-assert_contains "$ERR" "keys of bob changed" "safety-number reports the change"
-expect_rc 0 cli alice safety-number bob
-assert_eq "" "$ERR" "safety-number after the change was looked at"
+# link_device HOME APPROVER I: `parley link` for a new home folder through gateway I, approved
+# by APPROVER; sets LINKED_ID
+CODE_RE='[0-9A-Z]{4}(-[0-9A-Z]{4}){5}'
+link_device() {
+  local home=$1 approver=$2 i=$3 code='' pid deadline=$((SECONDS + 20))
+  rm -rf "$T/home/$home"
+  spawn_to "link-$home" cli "$home" --server "${GW_URL[$i]}" link
+  pid=$SPAWNED
+  while [ -z "$code" ]; do
+    [ $SECONDS -lt $deadline ] || fail "no link code from $home: $(cat "$T/link-$home.out" "$T/link-$home.err")"
+    code=$(grep -oE "$CODE_RE" "$T/link-$home.out" | head -n 1 || true)
+    sleep 0.1
+  done
+  expect_rc 0 cli "$approver" approve "$code"
+  assert_match "$OUT" '^approved device [0-9]+$' "approve output"
+  LINKED_ID=${OUT##* }
+  wait_rc "$pid"
+  assert_eq 0 "$WRC" "exit of link for $home: $(cat "$T/link-$home.err")"
+}
 
-# --- alice gets a second device: her sends are copied to it --------------------------------
+# --- bob reinstalls: a new install recovers the account key, the old device goes ------------
+export PARLEY_PASSPHRASE="e2ee test passphrase"
+expect_rc 0 cli bob recovery-kit "$T/bob.kit"
+expect_rc 0 cli bob-new recover "$T/bob.kit"
+assert_eq "recovered bob as device 2" "$OUT" "recover output"
+expect_rc 0 cli bob-new devices remove 1
+assert_eq "removed device 1" "$OUT" "removal of the old install"
+expect_rc 0 cli bob-new devices bob
+assert_eq "$(printf '2\tthis device')" "$OUT" "bob's signed list after the reinstall"
+# alice's session was with the old install: her library follows bob's signed list to the new
+# device; a new device in a verified list is not a key change
+expect_rc 0 cli alice send bob "after your reinstall"
+assert_match "$OUT" $'^bob\t2\t[0-9]+$' "send output after the reinstall"
+assert_eq "" "$ERR" "warnings on the send after the reinstall"
+expect_rc 0 cli bob-new recv --count 1 --timeout 20
+assert_eq "$(printf 'alice\t1\tafter your reinstall')" "$OUT" "the new install reads it"
+expect_rc 0 cli bob-new send alice "new install here"
+expect_rc 0 cli alice recv --count 1 --timeout 20
+assert_eq "$(printf 'bob\t2\tnew install here')" "$OUT" "alice reads the new install"
+# the safety number is over the account keys: unchanged
+expect_rc 0 cli alice safety-number bob
+assert_eq "$sn_alice" "$OUT" "safety number after bob's reinstall"
+assert_eq "" "$ERR" "safety-number after bob's reinstall"
+# the removed install is out
+expect_rc 1 cli bob recv --count 1 --timeout 5
+
+# --- a device row written straight into PostgreSQL is a ghost ------------------------------
 register alicetwo 1
 adopt alicetwo alice 2
+before=$(queued alice)
+expect_rc 1 cli bob-new send alice "must not reach a ghost"
+assert_contains "$ERR" "alice's device 2 is not in alice's signed device list (added by the server?); nothing was sent" \
+  "ghost reported by the sender"
+assert_eq "$before" "$(queued alice)" "envelopes queued for alice after the refused send"
+expect_rc 0 cli bob-new devices alice
+assert_eq "1" "$OUT" "alice's signed list as bob sees it"
+assert_contains "$ERR" "device 2 of alice, which is not in alice's signed device list" "ghost in devices"
+# what the ghost sends is not shown: carol's client reports and acks it
+run cli alice-2 send carol "from a ghost"
+[ "$RC" = 0 ] || assert_contains "$ERR" "alice" "the ghost's own send"
+expect_rc 3 cli carol recv --count 1 --timeout 5
+assert_eq "" "$OUT" "carol shows nothing from the ghost"
+assert_contains "$ERR" "device 2 of alice is not in alice's signed device list" "ghost message reported"
+wait_until 10 queue_empty carol 1
+psql_q "BEGIN;
+  DELETE FROM one_time_prekeys WHERE account_id = $(acct alice) AND device_id = 2;
+  DELETE FROM device_prekeys WHERE account_id = $(acct alice) AND device_id = 2;
+  DELETE FROM devices WHERE account_id = $(acct alice) AND device_id = 2;
+  COMMIT" >/dev/null
+expect_rc 0 cli bob-new send alice "after the ghost left"
+expect_rc 0 cli alice recv --count 1 --timeout 20
+assert_eq "$(printf 'bob\t2\tafter the ghost left')" "$OUT" "alice after the ghost left"
+
+# --- alice links a second device: her sends are copied to it -------------------------------
+link_device alice-2 alice 2
+assert_eq 2 "$LINKED_ID" "id of alice's second device"
+expect_rc 0 cli alice devices alice
+assert_eq "$(printf '1\tthis device\n2')" "$OUT" "alice's devices"
+# linking changes no safety number
+expect_rc 0 cli bob-new safety-number alice
+assert_eq "$sn_alice" "$OUT" "bob's safety number with alice after the link"
+# a linked device holds no account key
+expect_rc 1 cli alice-2 devices remove 1
+assert_contains "$ERR" "only a device holding the account key" "removal from a linked device"
 expect_rc 0 cli alice send carol "copied to my other device"
 assert_match "$OUT" $'^carol\t1\t[0-9]+$' "send output with a copy"
 expect_rc 0 cli carol recv --count 1 --timeout 20
@@ -150,6 +211,10 @@ expect_rc 0 cli alice send alice "note to self"
 assert_match "$OUT" $'^alice\t2\t[0-9]+$' "send to own account"
 expect_rc 0 cli alice-2 recv --count 1 --timeout 20
 assert_eq "$(printf 'alice\t1\tnote to self')" "$OUT" "note to self on device 2"
+# and the linked device writes back to the primary
+expect_rc 0 cli alice-2 send alice "from the laptop"
+expect_rc 0 cli alice recv --count 1 --timeout 20
+assert_eq "$(printf 'alice\t2\tfrom the laptop')" "$OUT" "the primary reads its sibling"
 
 # --- local state: every file 0600, folders 0700 ---------------------------------------------
 bad=$(find "$T/home/alice" \( -type f ! -perm 600 \) -o \( -type d ! -perm 700 \))

@@ -1,5 +1,5 @@
-/* Safety numbers: the documented construction, symmetry between the two sides, sensitivity
- * to every input, and the 12x5 display. */
+/* Safety numbers over account keys: the documented construction, symmetry between the two
+ * sides, sensitivity to every input, and the 12x5 display. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,41 +13,39 @@
 #include "fingerprint.h"
 
 typedef struct {
-    uint8_t sign[32], id[32];
+    uint8_t account[32];
     const char *name;
 } party;
 
 static void make(party *p, const char *name)
 {
     assert_true(sodium_init() >= 0);
-    randombytes_buf(p->sign, 32);
-    randombytes_buf(p->id, 32);
+    randombytes_buf(p->account, 32);
     p->name = name;
 }
 
 static void number(const party *a, const party *b, char out[PC_FP_DIGITS + 1])
 {
-    pc_fp_safety_number(a->sign, a->id, a->name, strlen(a->name), b->sign, b->id, b->name,
+    pc_fp_safety_number(a->account, a->name, strlen(a->name), b->account, b->name,
                         strlen(b->name), out);
 }
 
 /* The construction of fingerprint.h, written out plainly. */
 static void reference(const party *p, char out[31])
 {
-    uint8_t buf[64 + 64 + 64], h[64];
+    uint8_t buf[64 + 32 + 64], h[64];
     size_t n = strlen(p->name);
 
+    assert_int_equal(PC_FP_VERSION, 2);
     buf[0] = 0;
-    buf[1] = PC_FP_VERSION;
-    memcpy(buf + 2, p->sign, 32);
-    memcpy(buf + 34, p->id, 32);
-    memcpy(buf + 66, p->name, n);
-    crypto_hash_sha512(h, buf, 66 + n);
+    buf[1] = 2;
+    memcpy(buf + 2, p->account, 32);
+    memcpy(buf + 34, p->name, n);
+    crypto_hash_sha512(h, buf, 34 + n);
     for (int i = 0; i < 5200; i++) {
         memcpy(buf, h, 64);
-        memcpy(buf + 64, p->sign, 32);
-        memcpy(buf + 96, p->id, 32);
-        crypto_hash_sha512(h, buf, 128);
+        memcpy(buf + 64, p->account, 32);
+        crypto_hash_sha512(h, buf, 96);
     }
     for (int c = 0; c < 6; c++) {
         uint64_t v = 0;
@@ -65,7 +63,7 @@ static void test_construction(void **state)
 
     (void)state;
     make(&a, "alice");
-    pc_fp_party(a.sign, a.id, a.name, strlen(a.name), got);
+    pc_fp_party(a.account, a.name, strlen(a.name), got);
     reference(&a, want);
     assert_string_equal(got, want);
     assert_int_equal(strlen(got), 30);
@@ -85,8 +83,8 @@ static void test_symmetric(void **state)
     assert_string_equal(ab, ba);
     assert_int_equal(strlen(ab), PC_FP_DIGITS);
     /* the two halves are the parties' numbers, the smaller first */
-    pc_fp_party(a.sign, a.id, a.name, strlen(a.name), pa);
-    pc_fp_party(b.sign, b.id, b.name, strlen(b.name), pb);
+    pc_fp_party(a.account, a.name, strlen(a.name), pa);
+    pc_fp_party(b.account, b.name, strlen(b.name), pb);
     assert_true(strstr(ab, pa) != NULL && strstr(ab, pb) != NULL);
     assert_true(strncmp(ab, ab + 30, 30) <= 0);
 }
@@ -101,15 +99,15 @@ static void test_changes_with_any_key(void **state)
     make(&b, "bob");
     number(&a, &b, base);
     c = b;
-    c.sign[31] ^= 1; /* bob's signing key */
+    c.account[31] ^= 1; /* bob's account key */
     number(&a, &c, now);
     assert_string_not_equal(base, now);
     c = b;
-    c.id[0] ^= 0x80; /* bob's identity key */
+    c.account[0] ^= 0x80;
     number(&a, &c, now);
     assert_string_not_equal(base, now);
     c = a;
-    c.id[5] ^= 2; /* alice's identity key */
+    c.account[5] ^= 2; /* alice's account key */
     number(&c, &b, now);
     assert_string_not_equal(base, now);
     c = b;
