@@ -386,8 +386,8 @@ static void process(pc_recv *r)
                 pc_status_set(&st, PC_ERR_TRUST, "%s", snd->distrust);
             else if (snd && snd->n)
                 pc_status_set(&st, PC_ERR_TRUST,
-                              "device %u of %s is not in %s's signed device list (added by "
-                              "the server?)",
+                              "device %u of %s is not in %s's signed device list (removed "
+                              "from the account, or added by the server)",
                               x->e->sender_device, x->e->sender, x->e->sender);
             else
                 pc_status_set(&st, PC_ERR_CRYPTO, "sender %s has no device %u", x->e->sender,
