@@ -20,6 +20,8 @@ typedef struct {
     pc_devchange_cb cb;
     void *ud;
     int conflicts;
+    int upgrade_only;     /* pc_devchange_upgrade_start: publish only a first list */
+    pdl_list base;        /* the version the change starts from (version 0: none signed yet) */
     pdl_list next;        /* the version being published */
     uint32_t device_id;   /* added or removed */
 } dc_op;
@@ -92,17 +94,21 @@ static void on_published(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_
     done(op, &r);
 }
 
-/* The next version from the pinned one, or -1 with st set. */
+/* The next version from op->base, or -1 with st set. */
 static int make_next(dc_op *op, pc_status *st)
 {
-    const pdl_list *cur = &op->pin->list;
+    const pdl_list *cur = &op->base;
     pdl_list *n = &op->next;
 
     *n = *cur;
     n->version = cur->version + 1;
-    n->has_prev = 1;
-    memcpy(n->prev_hash, cur->hash, PDL_HASH_BYTES);
+    n->has_prev = cur->version > 0; /* version 1 has no previous hash */
+    memset(n->prev_hash, 0, PDL_HASH_BYTES);
+    if (n->has_prev)
+        memcpy(n->prev_hash, cur->hash, PDL_HASH_BYTES);
     n->timestamp_ms = pclock_wall_ms();
+    if (op->upgrade_only)
+        return 0;
     if (op->ch.add) {
         if (cur->n >= PARLEY_MAX_DEVICES_PER_ACCOUNT) {
             pc_status_set(st, PC_ERR_SERVER,
@@ -159,8 +165,8 @@ static int publish(dc_op *op, pc_status *st)
         return pc_status_set(st, PC_ERR_LOCAL, "cannot encode the device list of %s",
                              op->account);
     /* the list must pass what the server and every other client check */
-    if (pdl_parse(body, len, &check, &why) != 0 || pdl_check_next(&op->pin->list, &check,
-                                                                  &why) != 0) {
+    if (pdl_parse(body, len, &check, &why) != 0 ||
+        pdl_check_next(op->base.version ? &op->base : NULL, &check, &why) != 0) {
         free(body);
         return pc_status_set(st, PC_ERR_LOCAL, "the next device list of %s is invalid: %s",
                              op->account, why ? why : "?");
@@ -176,6 +182,59 @@ static int publish(dc_op *op, pc_status *st)
     rc = pc_conn_request(op->c, &f, on_published, op, st);
     free(body);
     return rc;
+}
+
+/* Trust on upgrade: the account has no signed list (registered before migration 008), so
+ * there is nothing to verify the server's device rows against. A device holding the account
+ * key takes them as they are for version 0 of op->base, on two conditions that an honest
+ * server always meets: the account key is this device's, and this device is among the rows
+ * (or is the one being added, by a recovered device in an account session). From version 1 on,
+ * every change is verified as usual. */
+static int unsigned_base(dc_op *op, const Parley__V1__DeviceList *dl, pc_status *st)
+{
+    pdl_list *b = &op->base;
+    int self = op->ch.add && !memcmp(op->ch.dev.signing_pk, op->k->signing_pk, 32);
+
+    if (dl->account_key.len != 32 || memcmp(dl->account_key.data, op->k->account_pk, 32))
+        return pc_status_set(st, PC_ERR_TRUST,
+                             "the server's account key of %s is not this device's account key: "
+                             "its device list cannot be signed",
+                             op->account);
+    if (dl->n_devices > PARLEY_MAX_DEVICES_PER_ACCOUNT)
+        return pc_status_set(st, PC_ERR_LOCAL,
+                             "%s has %zu devices on the server, more than a device list may "
+                             "hold (%d): its first device list cannot be signed",
+                             op->account, dl->n_devices, PARLEY_MAX_DEVICES_PER_ACCOUNT);
+    memset(b, 0, sizeof *b);
+    snprintf(b->account, sizeof b->account, "%s", op->account);
+    for (size_t i = 0; i < dl->n_devices; i++) {
+        const Parley__V1__DeviceInfo *di = dl->devices[i];
+        pdl_device d;
+        size_t j;
+
+        if (di->signing_key.len != 32 || di->identity_key.len != 32)
+            return pc_status_set(st, PC_ERR_PROTO, "the server sent a device of %s without keys",
+                                 op->account);
+        d.device_id = di->device_id;
+        d.registration_id = di->registration_id;
+        memcpy(d.signing_pk, di->signing_key.data, 32);
+        memcpy(d.identity_pk, di->identity_key.data, 32);
+        if (!memcmp(d.signing_pk, op->k->signing_pk, 32))
+            self = 1;
+        /* in id order, as a list holds them */
+        for (j = b->n; j > 0 && b->dev[j - 1].device_id > d.device_id; j--)
+            b->dev[j] = b->dev[j - 1];
+        b->dev[j] = d;
+        b->n++;
+        if (d.device_id > b->max_device_id)
+            b->max_device_id = d.device_id;
+    }
+    if (!self)
+        return pc_status_set(st, PC_ERR_TRUST,
+                             "the server's devices of %s do not include this device: its first "
+                             "device list is not signed",
+                             op->account);
+    return 0;
 }
 
 static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
@@ -200,10 +259,24 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
         fail_op(op, &r);
         return;
     }
-    if (pc_dt_accept(op->pin, op->account, f->devices, &r) < 0 || publish(op, &r) < 0) {
+    if (!op->pin->has_list && !f->devices->n_lists && !f->devices->latest_version) {
+        /* an account from before signed lists: its first list is signed here */
+        if (unsigned_base(op, f->devices, &r) < 0 || publish(op, &r) < 0)
+            fail_op(op, &r);
+        return;
+    }
+    if (pc_dt_accept(op->pin, op->account, f->devices, &r) < 0) {
         fail_op(op, &r);
         return;
     }
+    if (op->upgrade_only) { /* the account has a list: nothing to sign */
+        pc_status_ok(&r);
+        done(op, &r);
+        return;
+    }
+    op->base = op->pin->list;
+    if (publish(op, &r) < 0)
+        fail_op(op, &r);
 }
 
 static int fetch(dc_op *op, pc_status *st)
@@ -212,8 +285,9 @@ static int fetch(dc_op *op, pc_status *st)
                           on_devices, op, st);
 }
 
-int pc_devchange_start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k, const char *account,
-                       const pc_devchange *ch, pc_devchange_cb cb, void *ud, pc_status *st)
+static int start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k, const char *account,
+                 const pc_devchange *ch, int upgrade_only, pc_devchange_cb cb, void *ud,
+                 pc_status *st)
 {
     dc_op *op;
 
@@ -239,6 +313,7 @@ int pc_devchange_start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k, const char 
     op->k = k;
     snprintf(op->account, sizeof op->account, "%s", account);
     op->ch = *ch;
+    op->upgrade_only = upgrade_only;
     op->cb = cb;
     op->ud = ud;
     if (fetch(op, st) < 0) {
@@ -246,4 +321,19 @@ int pc_devchange_start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k, const char 
         return -1;
     }
     return 0;
+}
+
+int pc_devchange_start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k, const char *account,
+                       const pc_devchange *ch, pc_devchange_cb cb, void *ud, pc_status *st)
+{
+    return start(c, pin, k, account, ch, 0, cb, ud, st);
+}
+
+int pc_devchange_upgrade_start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k,
+                               const char *account, pc_devchange_cb cb, void *ud, pc_status *st)
+{
+    pc_devchange none;
+
+    memset(&none, 0, sizeof none);
+    return start(c, pin, k, account, &none, 1, cb, ud, st);
 }

@@ -3,7 +3,14 @@
  * the answer against pin (devtrust.h), add one device or remove one, sign, PublishDeviceList,
  * and advance pin to the published version. Works on a conn that is authenticated as a device
  * of the account or as the account (account session, session.h pc_auth_account_start).
- * The caller saves pin afterwards (vault: pc_vault_pin_changed + pc_vault_save). */
+ * The caller saves pin afterwards (vault: pc_vault_pin_changed + pc_vault_save).
+ *
+ * An account registered before signed lists (migration 008) has none: the server answers
+ * latest_version 0 and no list. When pin holds no list either, the change starts from the
+ * server's device rows as they are (trust on upgrade: nothing signed exists to check them
+ * against; docs/DEVICES.md) and publishes version 1: those rows plus or minus the change. It
+ * is refused unless the server's account key is this device's and the rows include this
+ * device (or the device being added has this device's keys). */
 #ifndef PC_DEVCHANGE_H
 #define PC_DEVCHANGE_H
 
@@ -29,5 +36,11 @@ typedef void (*pc_devchange_cb)(const pc_status *st, const pdl_list *list, uint3
  * st set (then cb never runs). cb runs on the loop, never from inside this call. */
 int pc_devchange_start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k, const char *account,
                        const pc_devchange *ch, pc_devchange_cb cb, void *ud, pc_status *st);
+
+/* Signs the first list of an account that has none (above), changing nothing else; when the
+ * server's answer carries lists, it is only verified into pin and nothing is published (cb with
+ * PC_OK, device_id 0, either way). Arguments and errors as for pc_devchange_start. */
+int pc_devchange_upgrade_start(pc_conn *c, pc_dt_pin *pin, const pc_keys *k,
+                               const char *account, pc_devchange_cb cb, void *ud, pc_status *st);
 
 #endif

@@ -16,6 +16,25 @@ static int fail(const char **why, const char *msg)
     return -1;
 }
 
+static int fail_not_next(const char **why, const char *msg)
+{
+    fail(why, msg);
+    return PDL_ERR_NOT_NEXT;
+}
+
+/* NULL when every device of l has its own keys, else why not. */
+static const char *shared_key(const pdl_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        for (size_t j = i + 1; j < l->n; j++) {
+            if (!memcmp(l->dev[i].signing_pk, l->dev[j].signing_pk, 32))
+                return "two devices of the device list share a signing key";
+            if (!memcmp(l->dev[i].identity_pk, l->dev[j].identity_pk, 32))
+                return "two devices of the device list share an identity key";
+        }
+    return NULL;
+}
+
 int pdl_parse(const uint8_t *body, size_t len, pdl_list *out, const char **why)
 {
     if (!body || !len || len > PARLEY_DEVICE_LIST_BODY_MAX)
@@ -81,6 +100,11 @@ int pdl_parse(const uint8_t *body, size_t len, pdl_list *out, const char **why)
         last = d->device_id;
     }
     out->n = b->n_devices;
+    const char *shared = shared_key(out);
+    if (shared) {
+        fail(why, shared);
+        goto done;
+    }
     if (b->max_device_id < last) {
         fail(why, "device list max_device_id is below a listed id");
         goto done;
@@ -177,15 +201,15 @@ int pdl_check_next(const pdl_list *prev, const pdl_list *next, const char **why)
 {
     if (!prev) {
         if (next->version != 1)
-            return fail(why, "the first device list must be version 1");
+            return fail_not_next(why, "the first device list must be version 1");
         return 0;
     }
     if (strcmp(prev->account, next->account))
         return fail(why, "device list names another account");
     if (next->version != prev->version + 1)
-        return fail(why, "device list is not the next version");
+        return fail_not_next(why, "device list is not the next version");
     if (!next->has_prev || memcmp(next->prev_hash, prev->hash, PDL_HASH_BYTES))
-        return fail(why, "device list does not chain to the previous version");
+        return fail_not_next(why, "device list does not chain to the previous version");
     uint32_t max = prev->max_device_id;
     for (size_t i = 0; i < next->n; i++) {
         const pdl_device *d = &next->dev[i];

@@ -40,10 +40,12 @@ typedef struct {
 
 /* Parses body into *out and checks it on its own: normalised account name, version >= 1,
  * prev_hash empty exactly in version 1 (else 32 bytes), 1..PARLEY_MAX_DEVICES_PER_ACCOUNT
- * devices in strictly ascending id order, 32-byte keys, registration ids in
- * 1..PARLEY_REGISTRATION_ID_MAX, max_device_id >= every id. Returns 0, or -1 with *why (static
- * text; may be NULL) set. A list of more than PARLEY_MAX_DEVICES_PER_ACCOUNT devices fails
- * with PDL_ERR_TOO_MANY so the server can answer TOO_MANY_DEVICES. */
+ * devices in strictly ascending id order, 32-byte keys, no signing key and no identity key
+ * listed for two devices (each device has its own keys: a shared key would let one device's
+ * messages pass for another's), registration ids in 1..PARLEY_REGISTRATION_ID_MAX,
+ * max_device_id >= every id. Returns 0, or -1 with *why (static text; may be NULL) set. A list
+ * of more than PARLEY_MAX_DEVICES_PER_ACCOUNT devices fails with PDL_ERR_TOO_MANY so the
+ * server can answer TOO_MANY_DEVICES. */
 #define PDL_ERR_TOO_MANY (-2)
 int pdl_parse(const uint8_t *body, size_t len, pdl_list *out, const char **why);
 
@@ -64,7 +66,11 @@ void pdl_hash(uint8_t out[PDL_HASH_BYTES], const uint8_t *body, size_t len);
 /* Checks that next may follow prev (NULL: next must be version 1): same account, version + 1,
  * prev_hash = prev's hash, every device in both keeps its keys and registration id, devices
  * that are new have ids above prev's max_device_id, and max_device_id = max(prev's, every id).
- * Returns 0, or -1 with *why set. */
+ * Returns 0, or with *why set: PDL_ERR_NOT_NEXT when next is not prev's version + 1 (not
+ * version 1 when prev is NULL) or its prev_hash is not prev's hash (someone else's change may
+ * have come first: the server answers DEVICE_LIST_CONFLICT), -1 for every other fault (a list
+ * that may never follow prev). */
+#define PDL_ERR_NOT_NEXT (-3)
 int pdl_check_next(const pdl_list *prev, const pdl_list *next, const char **why);
 
 /* The device with that id in l, or NULL. */

@@ -24,4 +24,11 @@ int pkeys_presence(char out[PKEYS_MAX], const char *account, uint32_t device_id)
 /* parley:rl:{what}:{who}: a fixed-window rate-limit counter. */
 int pkeys_ratelimit(char out[PKEYS_MAX], const char *what, const char *who);
 
+/* parley:prov:{channel_id}: a provisioning channel of device linking, a hash with a TTL
+ * (gateway/gw_provision.h): the prefix followed by the channel id. */
+#define PKEYS_PROVISION_PREFIX "parley:prov:"
+/* The pkeys_ratelimit `what` of ProvisionOpen per source address:
+ * parley:rl:provision_open:{source}. */
+#define PKEYS_RL_PROVISION_OPEN "provision_open"
+
 #endif

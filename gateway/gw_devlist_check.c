@@ -21,27 +21,26 @@ Parley__V1__ErrorCode gw_devlist_judge(const gw_devlist_stored *s, const uint8_t
         *why = "the device list is not signed by the account key";
         return PARLEY__V1__ERROR_CODE__INVALID_SIGNATURE;
     }
-    if (next->version != s->cur_version + 1) {
-        *why = "not the next version of the current device list: fetch it (GetDevices) and "
-               "sign again";
-        return PARLEY__V1__ERROR_CODE__DEVICE_LIST_CONFLICT;
-    }
-    if (s->cur_version == 0)
-        return pdl_check_next(NULL, next, why) == 0 ? PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED
-                                                    : PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
+    /* the stored version is read even when the published one cannot follow it: a damaged
+     * store is reported as such, not as somebody else's change */
     pdl_list cur;
-    const char *cur_why;
-    if (!s->cur_body || pdl_parse(s->cur_body, s->cur_len, &cur, &cur_why) != 0 ||
-        cur.version != s->cur_version) {
-        *why = "the stored device list is damaged";
-        return PARLEY__V1__ERROR_CODE__INTERNAL;
+    const pdl_list *prev = NULL;
+    if (s->cur_version > 0) {
+        const char *cur_why;
+        if (!s->cur_body || pdl_parse(s->cur_body, s->cur_len, &cur, &cur_why) != 0 ||
+            cur.version != s->cur_version) {
+            *why = "the stored device list is damaged";
+            return PARLEY__V1__ERROR_CODE__INTERNAL;
+        }
+        prev = &cur;
     }
-    if (!next->has_prev || memcmp(next->prev_hash, cur.hash, PDL_HASH_BYTES) != 0) {
-        *why = "the device list does not chain to the current version (prev_hash): fetch it "
-               "(GetDevices) and sign again";
+    rc = pdl_check_next(prev, next, why);
+    if (rc == PDL_ERR_NOT_NEXT) {
+        *why = "not the next version of the current device list, or not chained to it "
+               "(prev_hash): fetch it (GetDevices) and sign again";
         return PARLEY__V1__ERROR_CODE__DEVICE_LIST_CONFLICT;
     }
-    if (pdl_check_next(&cur, next, why) != 0)
+    if (rc != 0)
         return PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT;
     return PARLEY__V1__ERROR_CODE__ERROR_UNSPECIFIED;
 }

@@ -1,8 +1,9 @@
 /* gw_lookup.h: the requests of an authenticated connection that are answered after one or more
- * asynchronous steps (Redis, PostgreSQL): GetDevices, UploadPrekeys, GetPrekeys. At most
- * PARLEY_PENDING_LOOKUPS_MAX of them are in flight per connection (c->lookups): a lookup is
- * counted when it begins and counted off once, when it ends (answered, or its connection went
- * away). Every step after an asynchronous call looks the connection up again by id. */
+ * asynchronous steps (Redis, PostgreSQL): GetDevices, UploadPrekeys, GetPrekeys,
+ * PublishDeviceList. At most PARLEY_PENDING_LOOKUPS_MAX of them are in flight per connection
+ * (c->lookups): a lookup is counted when it begins and counted off once, when it ends
+ * (answered, or its connection went away). Every step after an asynchronous call looks the
+ * connection up again by id. */
 #ifndef PARLEY_GW_LOOKUP_H
 #define PARLEY_GW_LOOKUP_H
 

@@ -16,8 +16,7 @@
 #include "log.h"
 #include "wire.h"
 
-#define GW_PROV_KEY_PREFIX "parley:prov:"
-#define GW_PROV_KEY_SIZE (sizeof GW_PROV_KEY_PREFIX + PARLEY_LINK_CHANNEL_ID_LEN)
+#define GW_PROV_KEY_SIZE (sizeof PKEYS_PROVISION_PREFIX + PARLEY_LINK_CHANNEL_ID_LEN)
 #define GW_PROV_OPEN_WINDOW_MS "60000"
 #define GW_PROV_JOIN_WINDOW_S 60
 #define GW_PROV_NUM_MAX 24 /* a uint64 or long long in decimal, with NUL */
@@ -69,7 +68,7 @@ typedef struct gw_provision {
     uint64_t expires_us;              /* monotonic clock */
     uint32_t join_window_s;           /* loop time (s) the current join window began */
     uint16_t joins;                   /* in that window */
-    uint16_t sends;                   /* relayed for this channel */
+    uint16_t sends;                   /* relayed for this channel, or on their way */
     uint8_t role;
     uint8_t busy; /* an open or join waits for Redis */
     uint8_t in_list;
@@ -88,7 +87,7 @@ typedef struct {
 
 static void gw_prov_key(char out[GW_PROV_KEY_SIZE], const char *channel)
 {
-    snprintf(out, GW_PROV_KEY_SIZE, GW_PROV_KEY_PREFIX "%s", channel);
+    snprintf(out, GW_PROV_KEY_SIZE, PKEYS_PROVISION_PREFIX "%s", channel);
 }
 
 /* c->prov, allocated on first use; NULL on OOM. */
@@ -312,7 +311,7 @@ void gw_provision_open(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         subject[GW_PEER_TEXT_MAX + 8], limit[GW_PROV_NUM_MAX], ttl[GW_PROV_NUM_MAX],
         conn[GW_PROV_NUM_MAX];
     gw_register_rate_subject(gw_peer_text(&c->peer, peer), subject, sizeof subject);
-    if (pkeys_ratelimit(rl, "provision_open", subject) < 0) {
+    if (pkeys_ratelimit(rl, PKEYS_RL_PROVISION_OPEN, subject) < 0) {
         free(x);
         gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "bad source address", 0);
         return;
@@ -487,12 +486,24 @@ void gw_provision_join(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 
 /* ---- ProvisionSend ------------------------------------------------------------------------ */
 
+/* Only relayed messages count against PARLEY_PROVISION_SENDS_MAX: a send is counted when it
+ * goes to Redis (so pipelined sends cannot overrun the limit) and given back when it is refused
+ * or fails after that. */
+static void gw_prov_send_uncount(gw *g, uint64_t conn_id)
+{
+    gw_conn *c = gw_conns_get(&g->conns, conn_id);
+    if (c && c->prov && c->prov->sends > 0)
+        c->prov->sends--;
+}
+
 static void gw_prov_sent(gw *g, void *ud, int ok)
 {
     gw_prov_req *x = ud;
     gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
     if (ok)
         pmet_inc(g->m.prov_relayed, 1);
+    else
+        gw_prov_send_uncount(g, x->conn_id);
     if (c && !c->close_code) {
         if (ok) {
             Parley__V1__ProvisionSent sent = PARLEY__V1__PROVISION_SENT__INIT;
@@ -533,6 +544,7 @@ static void gw_prov_peer_cb(redisAsyncContext *ac, void *reply, void *privdata)
         char q[256];
         plog_warn("provision_send_failed", "conn=%llu error=%s", (unsigned long long)c->id,
                   plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
+        gw_prov_send_uncount(g, c->id);
         gw_prov_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
                       "link service unavailable", 0);
         free(x);
@@ -551,6 +563,7 @@ static void gw_prov_peer_cb(redisAsyncContext *ac, void *reply, void *privdata)
     else if (gw_prov_parse_conn(v[other + 1], &peer_conn) != 0 || peer_conn == 0)
         why = "the other side left the provisioning channel";
     if (why) {
+        gw_prov_send_uncount(g, c->id);
         gw_prov_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__LINK_NOT_FOUND, why, 0);
         free(x);
         return;
@@ -566,6 +579,7 @@ static void gw_prov_peer_cb(redisAsyncContext *ac, void *reply, void *privdata)
     /* gw_prov_sent frees x, at once when the peer is on this gateway */
     if (gw_provision_relay(g, v[other]->str, peer_conn, &sf, gw_prov_sent, x) != 0) {
         free(x);
+        gw_prov_send_uncount(g, c->id);
         gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE, "link service unavailable",
                       0);
     }

@@ -7,7 +7,9 @@
 # a reused id, 9 devices, another account) change nothing; removal closes the device's live
 # connection with 4003 on either gateway, deletes its queue and prekeys, and its auth and sends
 # addressing it fail; an account session (device 0, account key) may read and publish lists
-# but not send.
+# but not send; an account from before signed lists (version 0) gets its first list from the
+# drive, and from its primary's first login with the parley CLI (refused by senders until then;
+# not signed again once a list was verified).
 source "$(dirname "$0")/lib.sh"
 
 DL_BIN=$PARLEY_BIN/tests/tools/parley-devlist-drive
@@ -171,5 +173,45 @@ expect_rc 0 dl bob 2 --get 0 --publish add=bobphone --get 0
 assert_line "$OUT" '^devices latest=0 key=match rows=1 lists=-$' "bob without a list"
 assert_line "$OUT" '^published v=1 added=2 removed=-$' "bob's first list"
 assert_line "$OUT" '^devices latest=1 key=match rows=1,2 lists=1$' "bob's list version 1"
+
+# --- ProvisionOpen while the gateway checks the AuthAnswer: refused, the connection stays ------
+# (the open follows the answer at once, but may still arrive after the check: a few tries)
+for try in 1 2 3 4 5 6; do
+  expect_rc 0 dl alice 1 --open-while-authing --get 0
+  assert_line "$OUT" '^auth device=1 queued=[0-9]+$' "authentication goes on"
+  assert_line "$OUT" '^devices latest=7 ' "the connection works afterwards"
+  grep -q '^open-error ' <<<"$OUT" && break
+done
+assert_line "$OUT" '^open-error INVALID_ARGUMENT msg=authentication in progress$' \
+  "ProvisionOpen during authentication"
+
+# --- the same with the parley CLI: refused until the primary's first login signs version 1 ---
+# (trust on upgrade, docs/DEVICES.md: the primary signs the server's device rows as they are)
+register carol 1
+register dave 2
+psql_q "DELETE FROM device_lists WHERE account_id = $(acct carol);
+        UPDATE accounts SET devlist_version = 0 WHERE username = 'carol'" >/dev/null
+# a home folder from before signed lists never verified a list of its own account
+rm -f "$(home_of carol)/peers/carol"
+run cli dave send carol "too early"
+[ "$RC" != 0 ] || fail "a send to an account without a signed list succeeded: $OUT"
+assert_contains "$ERR" "carol has no signed device list" "the refused send"
+assert_eq 0 "$(queued carol)" "nothing queued for carol before the upgrade"
+expect_rc 0 cli carol recv --timeout 2
+assert_match "$(state carol)" '^1\|1\|1\|0\|' "carol after her primary's first login"
+expect_rc 0 dl dave 2 --get-of carol 0
+assert_line "$OUT" '^devices latest=1 key=- rows=1 lists=1$' "carol's rows and list"
+assert_line "$OUT" '^list v=1 sig=ok chain=first devs=1 max=1$' "carol's first list verifies"
+expect_rc 0 cli dave send carol "after the upgrade"
+assert_line "$OUT" '^carol	1	[0-9]+$' "a send once the list is signed"
+expect_rc 0 cli carol recv --count 1 --timeout 20
+assert_eq "dave	1	after the upgrade" "$OUT" "carol reads it"
+# once a list was verified, a server that drops it is not believed: nothing is signed again
+psql_q "DELETE FROM device_lists WHERE account_id = $(acct carol);
+        UPDATE accounts SET devlist_version = 0 WHERE username = 'carol'" >/dev/null
+expect_rc 0 cli carol recv --timeout 2
+assert_eq "0|0" "$(psql_q "SELECT a.devlist_version || '|' || (SELECT count(*) FROM device_lists l
+                              WHERE l.account_id = a.id) FROM accounts a WHERE a.username = 'carol'")" \
+  "carol after a rolled-back server"
 
 echo "PASS $TEST_NAME"

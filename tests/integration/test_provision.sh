@@ -5,7 +5,7 @@
 # with the bytes intact, across two gateways and on one; single use (a second join and an
 # unknown id: LINK_NOT_FOUND), joins refused before authentication, oversized data refused
 # while the connection keeps working, sends from outside the channel, the per-channel send
-# limit, the opener leaving (the channel is gone), the opener outliving the 15 s auth timeout
+# limit (refused sends do not count), the opener leaving (the channel is gone), the opener outliving the 15 s auth timeout
 # while an idle connection does not, the join and open rate limits, Redis down.
 source "$(dirname "$0")/lib.sh"
 
@@ -75,11 +75,15 @@ assert_line "$OUT" '^a error INVALID_ARGUMENT .*one provisioning channel per con
 assert_line "$OUT" '^u error NOT_AUTHENTICATED ' "join before authentication"
 assert_line "$OUT" '^u closed code=1008$' "unauthenticated join closes"
 
-# --- the send limit: PARLEY_PROVISION_SENDS_MAX (16) per connection and channel ----------------
+# --- the send limit: PARLEY_PROVISION_SENDS_MAX (16) relayed per connection and channel ---------
+# sends refused after the channel lookup (nobody joined yet) do not count against it
 args=()
 for i in $(seq 1 17); do args+=(send new =new 10/s$i); done
-expect_rc 0 pv conn new "$U1" device old "$U2" dave open new 1 join old =new 1 "${args[@]}" \
+expect_rc 0 pv conn new "$U1" device old "$U2" dave open new 1 \
+  send new =new 10 send new =new 10 send new =new 10 join old =new 1 "${args[@]}" \
   send old =old 10 expect new data 5
+assert_eq 3 "$(lines_matching "$OUT" '^new error LINK_NOT_FOUND .*no device has joined')" \
+  "sends before the join"
 assert_eq 16 "$(lines_matching "$OUT" '^new sent$')" "sends within the limit"
 assert_line "$OUT" '^new error RATE_LIMITED .*at most 16 messages' "the 17th send"
 assert_line "$OUT" '^old sent$' "the other side's own budget"

@@ -3,7 +3,8 @@
  * authenticates as made-up devices or as the account, reads GetDevices, sends raw envelopes
  * and waits for its connection to be closed.
  *
- *   parley-devlist-drive --home DIR [--server URL] [--timeout S] [--as WHO] ACTION...
+ *   parley-devlist-drive --home DIR [--server URL] [--timeout S] [--as WHO]
+ *                        [--open-while-authing] ACTION...
  *
  * DIR is a registered home (its account, and its account secret key for signing). WHO is
  * "primary" (the home's device; default), "account" (an account session: device_id 0 signed
@@ -12,6 +13,9 @@
  * stops, exit 0), then runs the actions in order, each after the previous one was answered.
  * Server errors are printed, not failures: "error CODE msg=...". Exit 1 on a network failure
  * (other than an awaited close) or the timeout (default 30 s), 2 on a usage error.
+ * --open-while-authing: the AuthAnswer is made here and a ProvisionOpen follows it at once, so
+ * that the gateway sees it while it checks the answer; its outcome is printed first:
+ * "open-error CODE msg=..." or "open-opened" (then "auth ..." as above).
  *
  * Made-up device SEED: signing key = Ed25519 from seed BLAKE2b-256("devlist/" SEED "/sign"),
  * identity key = X25519 base point times BLAKE2b-256("devlist/" SEED "/id"), registration id
@@ -82,6 +86,7 @@ typedef struct {
     pc_conn *conn;
     pc_identity id; /* who we authenticate as */
     const char *server, *as;
+    int open_while_authing;
     const char *reg_kind, *reg_name; /* --register */
     pc_keys reg_keys;
     double timeout_s;
@@ -813,6 +818,93 @@ static void deadline_cb(uv_timer_t *t)
     fail(t->data, "timed out");
 }
 
+/* ---- --open-while-authing ------------------------------------------------------------------ */
+
+static void opened_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
+                        void *ud)
+{
+    drive *d = ud;
+
+    (void)c;
+    if (d->done)
+        return;
+    if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_PROVISION_OPENED)
+        printf("open-opened\n");
+    else if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR)
+        printf("open-error %s msg=%s\n", pc_error_name(f->error->code),
+               f->error->message ? f->error->message : "");
+    else
+        fail(d, "open: %s", f ? "unexpected answer" : st->msg);
+}
+
+static void answered(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
+                     void *ud)
+{
+    drive *d = ud;
+    pc_status r;
+
+    if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_AUTH_OK) {
+        auth_done(c, st, f->auth_ok, d);
+        return;
+    }
+    if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR) {
+        pc_status_from_error(&r, f->error);
+        auth_done(c, &r, NULL, d);
+        return;
+    }
+    if (f)
+        pc_status_set(&r, PC_ERR_PROTO, "unexpected answer to AuthAnswer");
+    auth_done(c, f ? &r : st, NULL, d);
+}
+
+static void challenged(pc_conn *c, const pc_challenge *ch, const pc_status *st, void *ud)
+{
+    drive *d = ud;
+    const pc_identity *id = &d->id;
+    uint8_t tr[PAUTH_TRANSCRIPT_MAX], sig[64];
+    uint64_t now = ch && ch->server_time_ms ? ch->server_time_ms : pclock_wall_ms();
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__AuthAnswer a = PARLEY__V1__AUTH_ANSWER__INIT;
+    Parley__V1__ProvisionOpen o = PARLEY__V1__PROVISION_OPEN__INIT;
+    uint8_t data[32] = {0};
+    pc_status err;
+    size_t trlen;
+
+    if (d->done)
+        return;
+    if (!ch) {
+        fail(d, "no challenge: %s", st ? st->msg : "closed");
+        return;
+    }
+    trlen = pauth_auth_transcript(tr, ch->nonce, ch->gateway_id, id->username, id->device_id,
+                                  now);
+    if (!trlen) {
+        fail(d, "cannot build the auth transcript");
+        return;
+    }
+    if (id->device_id == 0)
+        pc_keys_sign_account(&id->keys, sig, tr, trlen);
+    else
+        pc_keys_sign_device(&id->keys, sig, tr, trlen);
+    a.account = (char *)id->username;
+    a.device_id = id->device_id;
+    a.timestamp_ms = now;
+    a.signature.data = sig;
+    a.signature.len = sizeof sig;
+    f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_AUTH;
+    f.auth = &a;
+    if (pc_conn_request(c, &f, answered, d, &err) < 0) {
+        fail(d, "auth: %s", err.msg);
+        return;
+    }
+    o.data.data = data;
+    o.data.len = sizeof data;
+    f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN;
+    f.provision_open = &o;
+    if (pc_conn_request(c, &f, opened_done, d, &err) < 0)
+        fail(d, "open: %s", err.msg);
+}
+
 /* ---- arguments and main -------------------------------------------------------------------- */
 
 static int usage(const char *why)
@@ -847,6 +939,8 @@ static int parse(drive *d, int argc, char **argv)
             d->timeout_s = atof(argv[++i]);
         } else if (!strcmp(o, "--as") && left >= 1) {
             d->as = argv[++i];
+        } else if (!strcmp(o, "--open-while-authing")) {
+            d->open_while_authing = 1;
         } else if (!strcmp(o, "--get") && left >= 1) {
             a->kind = A_GET;
             a->arg = NULL; /* the home's account, set in start() */
@@ -939,7 +1033,9 @@ static int start(drive *d)
         return -1;
     }
     d->conn = pc_conn_open(d->ctx, d->server, &ev, d, &st);
-    if (!d->conn || pc_auth_start(d->conn, &d->id, auth_done, d, &st) < 0) {
+    if (d->conn && d->open_while_authing) {
+        pc_conn_on_challenge(d->conn, challenged, d);
+    } else if (!d->conn || pc_auth_start(d->conn, &d->id, auth_done, d, &st) < 0) {
         fail(d, "%s", st.msg);
         return -1;
     }

@@ -1,7 +1,8 @@
 /* test_devlist.c: signed device lists (common/devlist.h): parse checks a body on its own
  * (name, version, prev_hash, device order, keys, registration ids, max_device_id, the device
- * limit), encode round trips, sign/verify over the tagged transcript, pdl_check_next (chain,
- * version, changed keys, reused ids, max_device_id) and pdl_diff. */
+ * limit, keys shared by two devices), encode round trips, sign/verify over the tagged
+ * transcript, pdl_check_next (chain and version: PDL_ERR_NOT_NEXT; changed keys, reused ids,
+ * max_device_id: -1) and pdl_diff. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -101,6 +102,8 @@ static void raw_init(raw_body *r, size_t n)
         parley__v1__listed_device__init(&r->dev[i]);
         r->dev[i].device_id = (uint32_t)i + 1;
         r->dev[i].registration_id = 7;
+        r->keys[i][0][0] = (uint8_t)(i + 1); /* every device its own keys */
+        r->keys[i][1][0] = (uint8_t)(0x80 + i);
         r->dev[i].signing_key.data = r->keys[i][0];
         r->dev[i].signing_key.len = 32;
         r->dev[i].identity_key.data = r->keys[i][1];
@@ -168,6 +171,21 @@ static void test_parse_refusals(void **state)
     raw_init(&r, 2);
     r.b.max_device_id = 1; /* below a listed id */
     assert_int_equal(raw_parse(&r, &why), -1);
+    /* two device ids with one key: the list would vouch for one device under two ids */
+    raw_init(&r, 3);
+    memcpy(r.keys[2][0], r.keys[0][0], 32);
+    assert_int_equal(raw_parse(&r, &why), -1);
+    assert_string_equal(why, "two devices of the device list share a signing key");
+    raw_init(&r, 3);
+    memcpy(r.keys[2][1], r.keys[1][1], 32);
+    assert_int_equal(raw_parse(&r, &why), -1);
+    assert_string_equal(why, "two devices of the device list share an identity key");
+    raw_init(&r, 2);
+    memcpy(r.keys[1][1], r.keys[0][0], 32); /* one device's identity key, another's signing */
+    assert_int_equal(raw_parse(&r, &why), 0);
+    raw_init(&r, 1); /* one device with equal signing and identity key bytes: not shared */
+    memcpy(r.keys[0][1], r.keys[0][0], 32);
+    assert_int_equal(raw_parse(&r, &why), 0);
     raw_init(&r, PARLEY_MAX_DEVICES_PER_ACCOUNT);
     assert_int_equal(raw_parse(&r, &why), 0);
     raw_init(&r, PARLEY_MAX_DEVICES_PER_ACCOUNT + 1);
@@ -237,23 +255,30 @@ static void test_check_next(void **state)
     free(body);
     assert_int_equal(pdl_check_next(NULL, &a, &why), 0);
     next_of(&a, &b, v2, 2);
-    assert_int_equal(pdl_check_next(NULL, &b, &why), -1); /* first must be version 1 */
+    /* first must be version 1 */
+    assert_int_equal(pdl_check_next(NULL, &b, &why), PDL_ERR_NOT_NEXT);
     assert_int_equal(pdl_check_next(&a, &b, &why), 0);
 
+    /* not the next version, or not chained to prev: PDL_ERR_NOT_NEXT (a race, not a fault) */
     c = b;
     c.version = 3; /* skipped */
-    assert_int_equal(pdl_check_next(&a, &c, &why), -1);
+    assert_int_equal(pdl_check_next(&a, &c, &why), PDL_ERR_NOT_NEXT);
+    assert_non_null(strstr(why, "not the next version"));
     c = b;
     c.version = 1; /* same */
-    assert_int_equal(pdl_check_next(&a, &c, &why), -1);
+    assert_int_equal(pdl_check_next(&a, &c, &why), PDL_ERR_NOT_NEXT);
     c = b;
     c.prev_hash[0] ^= 1;
-    assert_int_equal(pdl_check_next(&a, &c, &why), -1);
+    assert_int_equal(pdl_check_next(&a, &c, &why), PDL_ERR_NOT_NEXT);
+    assert_non_null(strstr(why, "chain"));
     c = b;
     c.has_prev = 0;
-    assert_int_equal(pdl_check_next(&a, &c, &why), -1);
+    assert_int_equal(pdl_check_next(&a, &c, &why), PDL_ERR_NOT_NEXT);
+    /* faults of the list itself: -1 */
     c = b;
     strcpy(c.account, "bob");
+    assert_int_equal(pdl_check_next(&a, &c, &why), -1);
+    c.version = 5; /* another account is a fault before it is a race */
     assert_int_equal(pdl_check_next(&a, &c, &why), -1);
     c = b;
     c.dev[0].identity_pk[3] ^= 1; /* device 1's keys changed */
