@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "auth.h"
+#include "call.h"
+#include "cli_call.h"
 #include "cli_link.h"
 #include "cli_recover.h"
 #include "devchange.h"
@@ -47,6 +49,10 @@ static const char usage_head[] =
     "                             compare it with NAME in person or on a call; it covers\n"
     "                             every device of both accounts. A new account key of NAME\n"
     "                             is refused by send until you ran this again\n";
+/* recv's line for a call offer (the call commands are in cli_call.h) */
+static const char usage_recv_calls[] =
+    "  (recv prints a call offer as \"NAME DEVICE called you (call ID)\"; --json: a \"call\"\n"
+    "   key in place of \"text\")\n";
 
 /* after the commands of cli_link.h and cli_recover.h */
 static const char usage_tail[] =
@@ -79,6 +85,8 @@ typedef struct {
     int json;
     uint64_t client_id;
     int verbose;
+    double seconds;     /* call --seconds */
+    int video;          /* call --video */
 
     /* run state */
     uv_loop_t loop;
@@ -626,6 +634,43 @@ static void recv_message(pc_recv *r, const pc_message *m, void *ud)
         wind_down(a, 0);
 }
 
+/* A call signal: an offer shows as a call nobody answered (`parley answer` answers them). */
+static void recv_call(pc_recv *r, const pc_call_message *m, void *ud)
+{
+    app *a = ud;
+    pc_call_sig sig;
+    pc_status st;
+    int offer;
+
+    (void)r;
+    if (pc_call_sig_decode(m->signal, m->signal_len, &sig, &st) < 0) {
+        fflush(stdout);
+        fprintf(stderr, "parley: ignoring a call signal %" PRIu64 " from %s device %u: %s\n",
+                m->id, m->sender, (unsigned)m->sender_device, st.msg);
+        return;
+    }
+    if (sig.type == PC_CALL_OFFER) {
+        if (a->json) {
+            printf("{\"from\":");
+            print_json_string(m->sender, strlen(m->sender));
+            printf(",\"device\":%u,\"id\":%" PRIu64 ",\"timestamp\":%" PRIu64
+                   ",\"call\":\"%016" PRIx64 "\"}\n",
+                   (unsigned)m->sender_device, m->id, m->timestamp_ms, sig.call_id);
+        } else {
+            printf("%s %u called you (call %016" PRIx64 ")\n", m->sender,
+                   (unsigned)m->sender_device, sig.call_id);
+        }
+        fflush(stdout);
+        a->got++;
+    }
+    if (m->key_changed)
+        warn_key_change(a, m->sender);
+    offer = sig.type == PC_CALL_OFFER;
+    pc_call_sig_wipe(&sig);
+    if (offer && a->count && a->got >= a->count)
+        wind_down(a, 0);
+}
+
 static void recv_bad(pc_recv *r, const Parley__V1__Envelope *e, const pc_status *why, void *ud)
 {
     (void)r;
@@ -716,7 +761,8 @@ static void recv_acked(pc_recv *r, void *ud)
 static int cmd_recv(app *a)
 {
     pc_session_events ev = { recv_up, recv_push, recv_down, NULL, on_prekeys_low };
-    pc_recv_events rev = { recv_message, recv_bad, recv_persist, recv_acked, recv_save_failed };
+    pc_recv_events rev = { recv_message, recv_bad,         recv_persist,
+                           recv_acked,   recv_save_failed, recv_call };
     pc_status st;
 
     if (pc_seen_init(&a->seen, PC_HOME_SEEN_IDS) < 0) {
@@ -1073,6 +1119,8 @@ static int parse_args(app *a, int argc, char **argv)
             fputs(usage_head, stdout);
             fputs(pc_cmd_link_usage, stdout);
             fputs(pc_cmd_recover_usage, stdout);
+            fputs(pc_cmd_call_usage, stdout);
+            fputs(usage_recv_calls, stdout);
             fputs(usage_tail, stdout);
             return 1;
         }
@@ -1086,8 +1134,12 @@ static int parse_args(app *a, int argc, char **argv)
             a->verbose = 1;
             continue;
         }
+        if (!strcmp(name, "--video")) {
+            a->video = 1;
+            continue;
+        }
         if (strcmp(name, "--home") && strcmp(name, "--server") && strcmp(name, "--timeout") &&
-            strcmp(name, "--count") && strcmp(name, "--client-id"))
+            strcmp(name, "--count") && strcmp(name, "--client-id") && strcmp(name, "--seconds"))
             return usage_error("unknown option %s", arg);
         if (eq)
             val = eq + 1;
@@ -1106,6 +1158,14 @@ static int parse_args(app *a, int argc, char **argv)
             if (errno || end == val || *end || !(a->timeout_s >= 0) || a->timeout_s > 86400.0 * 365)
                 return usage_error("--timeout wants seconds, got %s", val);
             a->have_timeout = 1;
+        } else if (!strcmp(name, "--seconds")) {
+            char *end;
+            errno = 0;
+            a->seconds = strtod(val, &end);
+            if (errno || end == val || *end || !(a->seconds > 0) ||
+                a->seconds > PC_CALL_SECONDS_MAX)
+                return usage_error("--seconds wants seconds (up to %d), got %s",
+                                   PC_CALL_SECONDS_MAX, val);
         } else if (!strcmp(name, "--count")) {
             char *end;
             errno = 0;
@@ -1135,7 +1195,11 @@ static int parse_args(app *a, int argc, char **argv)
     } else if (!strcmp(a->cmd, "send")) {
         if (a->nargs != 2)
             return usage_error("send wants NAME and TEXT");
-    } else if (!strcmp(a->cmd, "recv") || !strcmp(a->cmd, "link")) {
+    } else if (!strcmp(a->cmd, "call")) {
+        if (a->nargs != 1)
+            return usage_error("call wants one NAME");
+    } else if (!strcmp(a->cmd, "recv") || !strcmp(a->cmd, "link") ||
+               !strcmp(a->cmd, "answer")) {
         if (a->nargs != 0)
             return usage_error("%s takes no arguments", a->cmd);
     } else if (!strcmp(a->cmd, "approve")) {
@@ -1153,6 +1217,12 @@ static int parse_args(app *a, int argc, char **argv)
         return usage_error("--count is for recv");
     if (a->client_id && strcmp(a->cmd, "send"))
         return usage_error("--client-id is for send");
+    if ((a->seconds > 0 || a->video) && strcmp(a->cmd, "call"))
+        return usage_error("--seconds and --video are for call");
+    if (!strcmp(a->cmd, "call") && a->have_timeout &&
+        !(a->timeout_s >= 1 && a->timeout_s <= PC_CALL_RING_MAX_S))
+        return usage_error("call --timeout rings 1 to %d seconds, got %g", PC_CALL_RING_MAX_S,
+                           a->timeout_s);
     if ((!strcmp(a->cmd, "register") || !strcmp(a->cmd, "link")) && !a->server)
         return usage_error("%s needs --server URL", a->cmd);
     if (!a->have_timeout)
@@ -1247,7 +1317,7 @@ static void teardown(app *a)
 static int is_link_command(const char *cmd)
 {
     return !strcmp(cmd, "link") || !strcmp(cmd, "approve") || !strcmp(cmd, "recovery-kit") ||
-           !strcmp(cmd, "recover");
+           !strcmp(cmd, "recover") || !strcmp(cmd, "call") || !strcmp(cmd, "answer");
 }
 
 int main(int argc, char **argv)
@@ -1266,7 +1336,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (is_link_command(a.cmd)) {
-        /* these run their own setup on our loop (cli_link.h, cli_recover.h) */
+        /* these run their own setup on our loop (cli_link.h, cli_recover.h, cli_call.h) */
         pc_cmd_opts o = { &a.loop, a.home_dir, a.server, a.have_timeout ? a.timeout_s : 0,
                           a.verbose };
         if (!strcmp(a.cmd, "link"))
@@ -1275,6 +1345,10 @@ int main(int argc, char **argv)
             rc = pc_cmd_approve(&o, a.args[0]);
         else if (!strcmp(a.cmd, "recovery-kit"))
             rc = pc_cmd_recovery_kit(&o, a.args[0]);
+        else if (!strcmp(a.cmd, "call"))
+            rc = pc_cmd_call(&o, a.args[0], a.seconds, a.video);
+        else if (!strcmp(a.cmd, "answer"))
+            rc = pc_cmd_answer(&o);
         else
             rc = pc_cmd_recover(&o, a.args[0]);
         if (uv_loop_close(&a.loop) != 0 && a.verbose)

@@ -5,6 +5,14 @@
 
 #include "auth.h"
 
+static void put_header(uint8_t *pt, int kind, uint64_t sent_ms)
+{
+    pt[0] = PC_PLAIN_VERSION;
+    pt[1] = (uint8_t)kind;
+    for (int i = 0; i < 8; i++)
+        pt[2 + i] = (uint8_t)(sent_ms >> (56 - 8 * i));
+}
+
 int pc_plain_build(const char *text, size_t len, uint64_t sent_ms, const char *sent_to,
                    uint8_t **out, size_t *out_len, pc_status *st)
 {
@@ -21,10 +29,7 @@ int pc_plain_build(const char *text, size_t len, uint64_t sent_ms, const char *s
     pt = malloc(n);
     if (!pt)
         return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
-    pt[0] = PC_PLAIN_VERSION;
-    pt[1] = sent_to ? PC_PLAIN_KIND_SENT : PC_PLAIN_KIND_TEXT;
-    for (int i = 0; i < 8; i++)
-        pt[2 + i] = (uint8_t)(sent_ms >> (56 - 8 * i));
+    put_header(pt, sent_to ? PC_PLAIN_KIND_SENT : PC_PLAIN_KIND_TEXT, sent_ms);
     if (sent_to) {
         pt[off++] = (uint8_t)to_len;
         memcpy(pt + off, sent_to, to_len);
@@ -34,6 +39,23 @@ int pc_plain_build(const char *text, size_t len, uint64_t sent_ms, const char *s
         memcpy(pt + off, text, len);
     *out = pt;
     *out_len = n;
+    return 0;
+}
+
+int pc_plain_build_call(const uint8_t *sig, size_t len, uint64_t sent_ms, uint8_t **out,
+                        size_t *out_len, pc_status *st)
+{
+    uint8_t *pt;
+
+    if (len == 0 || len > PC_PLAIN_SIGNAL_MAX)
+        return pc_status_set(st, PC_ERR_LOCAL, "call signal of %zu bytes (1..%d allowed)", len,
+                             (int)PC_PLAIN_SIGNAL_MAX);
+    if (!(pt = malloc(PC_PLAIN_HEADER_BYTES + len)))
+        return pc_status_set(st, PC_ERR_LOCAL, "out of memory");
+    put_header(pt, PC_PLAIN_KIND_CALL, sent_ms);
+    memcpy(pt + PC_PLAIN_HEADER_BYTES, sig, len);
+    *out = pt;
+    *out_len = PC_PLAIN_HEADER_BYTES + len;
     return 0;
 }
 
@@ -47,11 +69,18 @@ int pc_plain_parse(const uint8_t *pt, size_t len, pc_plain *out, pc_status *st)
     if (pt[0] != PC_PLAIN_VERSION)
         return pc_status_set(st, PC_ERR_CRYPTO, "unsupported message format %u",
                              (unsigned)pt[0]);
-    if (pt[1] != PC_PLAIN_KIND_TEXT && pt[1] != PC_PLAIN_KIND_SENT)
+    if (pt[1] != PC_PLAIN_KIND_TEXT && pt[1] != PC_PLAIN_KIND_SENT && pt[1] != PC_PLAIN_KIND_CALL)
         return pc_status_set(st, PC_ERR_CRYPTO, "unsupported message kind %u", (unsigned)pt[1]);
     out->kind = pt[1];
     for (int i = 0; i < 8; i++)
         out->sent_ms = out->sent_ms << 8 | pt[2 + i];
+    if (out->kind == PC_PLAIN_KIND_CALL) {
+        if (len == off || len - off > PC_PLAIN_SIGNAL_MAX)
+            return pc_status_set(st, PC_ERR_CRYPTO, "malformed call signal");
+        out->signal = pt + off;
+        out->signal_len = len - off;
+        return 0;
+    }
     if (out->kind == PC_PLAIN_KIND_SENT) {
         size_t to_len = len > off ? pt[off] : 0;
         char norm[PARLEY_NAME_MAX + 1];

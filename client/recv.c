@@ -304,6 +304,26 @@ static void bad(pc_recv *r, rx_env *x, const pc_status *why)
     add_ack(r, x->e->id);
 }
 
+static void deliver_call(pc_recv *r, const Parley__V1__Envelope *e, const pc_plain *t,
+                         int key_changed)
+{
+    pc_call_message m;
+
+    if (!r->ev.on_call)
+        return;
+    memset(&m, 0, sizeof m);
+    m.sender = e->sender;
+    m.sender_device = e->sender_device;
+    m.id = e->id;
+    m.timestamp_ms = e->timestamp_ms;
+    m.sent_ms = t->sent_ms;
+    m.signal = t->signal;
+    m.signal_len = t->signal_len;
+    m.urgent = e->urgent;
+    m.key_changed = key_changed;
+    r->ev.on_call(r, &m, r->ud);
+}
+
 /* Decrypts x (still at the head) and hands it over or reports it. Returns 1 when x's prekey
  * message carries keys other than dev's and the device list was not fetched again for it yet:
  * x then stays queued while it is (the list may be older than a reinstall). */
@@ -327,6 +347,15 @@ static int deliver(pc_recv *r, rx_env *x, const Parley__V1__DeviceInfo *dev)
             sodium_memzero(pt, pt_len);
         free(pt);
         bad(r, x, &st);
+        return 0;
+    }
+    if (t.kind == PC_PLAIN_KIND_CALL) {
+        deliver_call(r, e, &t, changed);
+        sodium_memzero(pt, pt_len);
+        free(pt);
+        if (r->seen)
+            pc_seen_add(r->seen, e->id);
+        add_ack(r, e->id);
         return 0;
     }
     memset(&m, 0, sizeof m);

@@ -9,7 +9,9 @@
  * (pc_seen) are acked without being handed over again; envelopes that fail to decrypt are
  * reported and acked, never handed over. Acks are batched per loop turn; before each batch
  * goes out the vault is saved and the owner persists the seen set (on_persist), so a crash
- * cannot lose a ratchet step or make an acked envelope look new. */
+ * cannot lose a ratchet step or make an acked envelope look new. A call signal (plain.h kind 3)
+ * goes to on_call instead of on_message, never shown as text; without on_call it is acked
+ * unseen. */
 #ifndef PC_RECV_H
 #define PC_RECV_H
 
@@ -36,6 +38,19 @@ typedef struct {
                               before signed lists (see pc_send_result) */
 } pc_message;
 
+/* A call signal (plain.h kind 3); the caller decodes it (call.h pc_call_sig_decode). */
+typedef struct {
+    const char *sender;
+    uint32_t sender_device;
+    uint64_t id;           /* server envelope id */
+    uint64_t timestamp_ms; /* when the server accepted it */
+    uint64_t sent_ms;      /* the sender's clock (from the plaintext) */
+    const uint8_t *signal; /* the serialised CallSignal; valid during the callback only */
+    size_t signal_len;
+    int urgent;
+    int key_changed;       /* as in pc_message */
+} pc_call_message;
+
 typedef struct {
     /* A new message; it is acked after this returns. */
     void (*on_message)(pc_recv *r, const pc_message *m, void *ud);
@@ -47,6 +62,8 @@ typedef struct {
     void (*on_acked)(pc_recv *r, void *ud);
     /* The vault could not be saved: acks wait and are tried again. Optional. */
     void (*on_save_failed)(pc_recv *r, const pc_status *why, void *ud);
+    /* A call signal; it is acked after this returns. Optional. */
+    void (*on_call)(pc_recv *r, const pc_call_message *m, void *ud);
 } pc_recv_events;
 
 /* s, v and seen (may be NULL: no duplicate dropping) are borrowed. The owner forwards s's events:

@@ -107,8 +107,10 @@ struct pc_sendop {
     pc_session *s;
     pc_vault *v;
     char recipient[PARLEY_NAME_MAX + 1];
-    char *text;
+    char *text;           /* kind 1: the text; kind 3: the serialised CallSignal */
     size_t len;
+    int kind;             /* plain.h: PC_PLAIN_KIND_TEXT or PC_PLAIN_KIND_CALL */
+    int urgent;           /* Send.urgent */
     uint64_t client_id;
     uint64_t timeout_ms;
     pc_send_cb cb;
@@ -278,7 +280,8 @@ static void on_send_response(pc_conn *c, const Parley__V1__ServerFrame *f, const
         }
         op->n_stored = n;
         op->duplicate = sr->duplicate;
-        if (to_self(op))
+        /* a call signal is for the peer's devices alone: no transcript */
+        if (to_self(op) || op->kind == PC_PLAIN_KIND_CALL)
             finish_sent(op, NULL);
         else
             next_phase(op);
@@ -370,14 +373,20 @@ static void build_and_send(pc_sendop *op, pc_conn *c)
             return;
         }
     }
-    if (pc_plain_build(op->text, op->len, pclock_wall_ms(), op->phase ? op->recipient : NULL,
-                       &pt, &pt_len, &r) < 0) {
+    if (op->kind == PC_PLAIN_KIND_CALL)
+        rc = pc_plain_build_call((const uint8_t *)op->text, op->len, pclock_wall_ms(), &pt,
+                                 &pt_len, &r);
+    else
+        rc = pc_plain_build(op->text, op->len, pclock_wall_ms(),
+                            op->phase ? op->recipient : NULL, &pt, &pt_len, &r);
+    if (rc < 0) {
         fail(op, &r);
         return;
     }
     rc = pc_send_msg_build(&op->msg, op->v, target(op), op->devs, skip, pt, pt_len, id, &r);
     sodium_memzero(pt, pt_len);
     free(pt);
+    op->msg.send.urgent = op->urgent;
     /* the ratchets moved: saved before anything leaves, so a crash cannot reuse a key */
     if (rc < 0 || pc_vault_save(op->v, &r) < 0) {
         pc_send_msg_clear(&op->msg);
@@ -610,16 +619,21 @@ static void deadline_cb(uv_timer_t *t)
     fail(op, &r);
 }
 
-pc_sendop *pc_sendop_start(pc_session *s, pc_vault *v, const char *recipient, const char *text,
-                           size_t len, uint64_t client_id, uint64_t timeout_ms, pc_send_cb cb,
-                           void *ud, pc_status *st)
+static pc_sendop *start(pc_session *s, pc_vault *v, const char *recipient, int kind,
+                        const char *text, size_t len, uint64_t client_id, uint64_t timeout_ms,
+                        pc_send_cb cb, void *ud, pc_status *st)
 {
     pc_sendop *op;
     uv_loop_t *loop;
 
-    if (len > PC_PLAIN_TEXT_MAX) {
+    if (kind == PC_PLAIN_KIND_TEXT && len > PC_PLAIN_TEXT_MAX) {
         pc_status_set(st, PC_ERR_LOCAL, "message of %zu bytes is over the %d byte limit", len,
                       (int)PC_PLAIN_TEXT_MAX);
+        return NULL;
+    }
+    if (kind == PC_PLAIN_KIND_CALL && (len == 0 || len > PC_PLAIN_SIGNAL_MAX)) {
+        pc_status_set(st, PC_ERR_LOCAL, "call signal of %zu bytes (1..%d allowed)", len,
+                      (int)PC_PLAIN_SIGNAL_MAX);
         return NULL;
     }
     op = calloc(1, sizeof *op);
@@ -636,6 +650,8 @@ pc_sendop *pc_sendop_start(pc_session *s, pc_vault *v, const char *recipient, co
     }
     memcpy(op->text, text, len);
     op->len = len;
+    op->kind = kind;
+    op->urgent = kind == PC_PLAIN_KIND_CALL;
     op->s = s;
     op->v = v;
     if (!client_id)
@@ -656,6 +672,22 @@ pc_sendop *pc_sendop_start(pc_session *s, pc_vault *v, const char *recipient, co
     op->state = W_UP;
     step(op);
     return op;
+}
+
+pc_sendop *pc_sendop_start(pc_session *s, pc_vault *v, const char *recipient, const char *text,
+                           size_t len, uint64_t client_id, uint64_t timeout_ms, pc_send_cb cb,
+                           void *ud, pc_status *st)
+{
+    return start(s, v, recipient, PC_PLAIN_KIND_TEXT, text, len, client_id, timeout_ms, cb, ud,
+                 st);
+}
+
+pc_sendop *pc_sendop_start_call(pc_session *s, pc_vault *v, const char *recipient,
+                                const uint8_t *sig, size_t len, uint64_t timeout_ms,
+                                pc_send_cb cb, void *ud, pc_status *st)
+{
+    return start(s, v, recipient, PC_PLAIN_KIND_CALL, (const char *)sig, len, 0, timeout_ms, cb,
+                 ud, st);
 }
 
 void pc_sendop_session_up(pc_sendop *op)

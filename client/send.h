@@ -13,7 +13,8 @@
  *     server's idempotency makes resends safe). When the recipient is another account, a sent
  *     transcript (plain.h) then goes the same way to the sender's own other devices, under a
  *     client_id derived from the message's. When the recipient is the sender's own account,
- *     every own device but the sending one is addressed. */
+ *     every own device but the sending one is addressed. A call signal (pc_sendop_start_call)
+ *     goes the same way, marked urgent, without the transcript. */
 #ifndef PC_SEND_H
 #define PC_SEND_H
 
@@ -69,6 +70,13 @@ typedef void (*pc_send_cb)(pc_sendop *op, const pc_status *st, const pc_send_res
 pc_sendop *pc_sendop_start(pc_session *s, pc_vault *v, const char *recipient, const char *text,
                            size_t len, uint64_t client_id, uint64_t timeout_ms, pc_send_cb cb,
                            void *ud, pc_status *st);
+/* Starts the send of a call signal (sig: a serialised CallSignal, call.h; copied and wiped on
+ * free) like pc_sendop_start, but as a plain.h kind 3 plaintext, with Send.urgent set (the
+ * server passes it on for push priority), and to the recipient's devices only: no sent
+ * transcript goes to the sender's other devices (res->sync_copies is 0). */
+pc_sendop *pc_sendop_start_call(pc_session *s, pc_vault *v, const char *recipient,
+                                const uint8_t *sig, size_t len, uint64_t timeout_ms,
+                                pc_send_cb cb, void *ud, pc_status *st);
 void pc_sendop_session_up(pc_sendop *op);
 void pc_sendop_session_down(pc_sendop *op, const pc_status *st);
 uint64_t pc_sendop_client_id(const pc_sendop *op);

@@ -250,4 +250,78 @@
 /* the closing phase waits this long for every connection to go, then the run ends anyway */
 #define LT_CLOSE_WAIT_S                 10
 
+/* TURN credentials (gateway/gw_turn.h, GetTurnCredentials; docs/OPERATIONS.md). */
+/* turn_uris entries, and the length of one ("turn:host:port?transport=udp" and the like) */
+#define PARLEY_TURN_URIS_MAX            8
+#define PARLEY_TURN_URI_MAX             256
+/* turn_ttl_s: how long minted credentials stay valid. A day at most: a leaked credential is
+ * usable (within the relay's per-user quota) until it expires, and a call that outlives its
+ * credentials only needs fresh ones to refresh its allocation */
+#define PARLEY_TURN_TTL_DEFAULT_S       3600
+#define PARLEY_TURN_TTL_MAX_S           86400
+/* turn_credentials_rate_per_minute: GetTurnCredentials per device (fixed one-minute windows in
+ * Redis); a call needs one, a reconnecting client a few */
+#define PARLEY_TURN_RATE_DEFAULT        10
+#define PARLEY_TURN_RATE_MAX            1000000
+/* GetTurnCredentials waiting for the rate limiter's answer from Redis, all connections of a
+ * gateway together: more are answered UNAVAILABLE with a retry (bounds the memory a flood of
+ * requests holds while Redis is slow) */
+#define PARLEY_TURN_INFLIGHT_MAX        1024
+
+/* Call media (client/turn_client.h, client/media.h; docs/PROTOCOL.md "Call media"). PC_TURN_
+ * and PC_MEDIA_ are the prefixes of those client modules. */
+/* allocation lifetime asked for; refreshed at half of what the relay grants */
+#define PC_TURN_LIFETIME_S             600
+/* ChannelBind again this often: it refreshes the channel (600 s) and the permission (300 s) */
+#define PC_TURN_CHANNEL_REFRESH_S      240
+/* RFC 8489 section 6.2.1 over UDP: RTO, tries (Rc), and the last wait as a multiple (Rm) */
+#define PC_TURN_RTO_MS                 500
+#define PC_TURN_RC                     7
+#define PC_TURN_RM                     16
+/* 438 answers retried in a row with the new nonce before giving up */
+#define PC_TURN_STALE_RETRIES          3
+/* requests waiting behind the one in flight */
+#define PC_TURN_QUEUE_MAX              16
+/* peers (permission + channel) of one allocation: a call has one, a few spare */
+#define PC_TURN_PEERS_MAX              4
+/* application bytes of one ChannelData: stays under a 1500-byte path MTU with headers */
+#define PC_TURN_DATA_MAX               1400
+#define PC_TURN_HOST_MAX               256   /* host part of a TURN URI */
+#define PC_TURN_PASSWORD_MAX           256
+/* closing waits this long for the deleting Refresh's answer */
+#define PC_TURN_CLOSE_WAIT_MS          1000
+/* media: an audio-sized frame (20 ms of 64 kbit/s) every frame interval */
+#define PC_MEDIA_FRAME_MS              20
+#define PC_MEDIA_AUDIO_BYTES           160
+/* video: a burst of packets every interval (4 x 1000 B per 40 ms: 100 KB/s, under the relay's
+ * default per-allocation bandwidth) */
+#define PC_MEDIA_VIDEO_INTERVAL_MS     40
+#define PC_MEDIA_VIDEO_BURST_PACKETS   4
+#define PC_MEDIA_VIDEO_BYTES           1000
+/* a timestamp to echo (RTT) this often */
+#define PC_MEDIA_PING_MS               500
+/* sequence numbers the replay window remembers (a multiple of 64) */
+#define PC_MEDIA_REPLAY_WINDOW         128
+/* BYE is sent again this often until acknowledged, at most this many times */
+#define PC_MEDIA_BYE_INTERVAL_MS       100
+#define PC_MEDIA_BYE_TRIES             10
+/* one sealed media packet: header, body, tag; fits one ChannelData */
+#define PC_MEDIA_PACKET_MAX            PC_TURN_DATA_MAX
+
+/* Calls (client/call.h) */
+/* relayed addresses one signal may carry (one relay per call today) */
+#define PC_CALL_CANDIDATES_MAX    4
+/* how long a caller rings at most (--timeout of `parley call`), and the default */
+#define PC_CALL_RING_MAX_S        300
+#define PC_CALL_RING_DEFAULT_S    30
+/* media time of a call (--seconds), at most, and the default */
+#define PC_CALL_SECONDS_MAX       3600
+#define PC_CALL_SECONDS_DEFAULT   10
+/* a signal not accepted by the server within this is a failed call */
+#define PC_CALL_SIGNAL_TIMEOUT_MS 15000
+/* setting up: credentials, allocation, channel, the caller's first packet (callee) */
+#define PC_CALL_SETUP_TIMEOUT_MS  15000
+/* after our BYE was acknowledged: how long to wait for the peer's final count */
+#define PC_CALL_END_GRACE_MS      2000
+
 #endif

@@ -18,6 +18,7 @@
 #include "gw_reaper.h"
 #include "gw_send.h"
 #include "gw_sweep.h"
+#include "gw_turn.h"
 #include "keys.h"
 #include "limits.h"
 #include "service.h"
@@ -43,6 +44,11 @@ typedef struct {
     char *tls_key;
     long long prekey_fetch_rate_per_minute;  /* GetPrekeys per requesting device */
     long long prekey_target_rate_per_minute; /* GetPrekeys per target account */
+    char *turn_uris;        /* TURN relays for calls (gw_turn.h); unset: NOT_CONFIGURED */
+    char *turn_secret;      /* the REST secret shared with the relays, or ... */
+    char *turn_secret_file; /* ... a file holding it */
+    long long turn_ttl_s;
+    long long turn_credentials_rate_per_minute; /* GetTurnCredentials per device */
 } gw_cfg;
 
 typedef struct gw {
@@ -71,6 +77,7 @@ typedef struct gw {
     gw_proc proc;
     gw_presence_scripts scripts;
     gw_provisions provs; /* openers of live provisioning channels (gw_provision.h) */
+    gw_turn turn;        /* TURN URIs and secret for GetTurnCredentials (gw_turn.h) */
     size_t max_conns; /* max_connections, lowered to what the descriptor limit allows */
 
     uv_timer_t tick; /* timeouts, the sweep, process statistics */

@@ -10,6 +10,7 @@
 #include "gw_prekeys.h"
 #include "gw_provision.h"
 #include "gw_send.h"
+#include "gw_turn.h"
 #include "log.h"
 #include "wire.h"
 
@@ -75,8 +76,11 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
     case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN:
     case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_SEND:
         /* the new device of a link has no account yet: it works unauthenticated */
-        if (c->state == GW_CONN_AUTHING)
-            break;
+        if (c->state == GW_CONN_AUTHING) {
+            gw_conn_send_error(g, c, f->request_id, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
+                               "authentication in progress", 0);
+            return;
+        }
         if (f->body_case == PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN)
             gw_provision_open(g, c, f);
         else
@@ -119,6 +123,9 @@ static void gw_dispatch_frame(gw *g, gw_conn *c, const Parley__V1__ClientFrame *
         break;
     case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_JOIN:
         gw_provision_join(g, c, f);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__BODY_GET_TURN_CREDENTIALS:
+        gw_turn_handle(g, c, f);
         break;
     default:
         break; /* gw_frame_decode only returns the cases above */

@@ -21,6 +21,7 @@ gw_frame_status gw_frame_decode(const uint8_t *buf, size_t len, Parley__V1__Clie
     case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN:
     case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_JOIN:
     case PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_SEND:
+    case PARLEY__V1__CLIENT_FRAME__BODY_GET_TURN_CREDENTIALS:
         *out = f;
         return GW_FRAME_OK;
     default:

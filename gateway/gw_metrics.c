@@ -154,6 +154,17 @@ int gw_metrics_init(gw_metrics *gm, pmetrics *m)
       "Provisioning channels that expired while their opener was still connected.", NULL);
     C(prov_dropped, "parley_gateway_provision_dropped_total",
       "Relayed provisioning pushes dropped (the connection left the channel or is gone).", NULL);
+#define GW_TURN_RESULT(field, result)                                                          \
+    C(field, "parley_gateway_turn_credentials_total",                                          \
+      "GetTurnCredentials requests, by result.", "result=\"" result "\"")
+    GW_TURN_RESULT(turn_minted, "ok");
+    GW_TURN_RESULT(turn_limited, "rate_limited");
+    GW_TURN_RESULT(turn_not_configured, "not_configured");
+    GW_TURN_RESULT(turn_unavailable, "unavailable");
+#undef GW_TURN_RESULT
+    G(turn_uris, "parley_gateway_turn_uris",
+      "TURN relay URIs handed out with credentials (turn_uris); 0: GetTurnCredentials answers "
+      "NOT_CONFIGURED.");
 #undef C
 #undef G
     return bad ? -1 : 0;

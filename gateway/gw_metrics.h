@@ -43,6 +43,9 @@ typedef struct {
     pmet_gauge *prov_channels;
     pmet_counter *prov_opened, *prov_open_limited, *prov_joined, *prov_join_not_found;
     pmet_counter *prov_join_limited, *prov_relayed, *prov_expired, *prov_dropped;
+    /* TURN credentials (gw_turn.h) */
+    pmet_gauge *turn_uris;
+    pmet_counter *turn_minted, *turn_limited, *turn_not_configured, *turn_unavailable;
 } gw_metrics;
 
 /* Registers every series in m; returns 0, or -1 on allocation failure. */

@@ -25,6 +25,7 @@
 #include "gw_send.h"
 #include "gw_server.h"
 #include "gw_sweep.h"
+#include "gw_turn.h"
 #include "log.h"
 #include "wire.h"
 
@@ -39,6 +40,8 @@ _Static_assert(PARLEY_GW_INGRESS_BACKLOG_DEFAULT == 10000, "ingress_backlog_max 
 _Static_assert(PARLEY_PREKEYS_FETCH_RATE_DEFAULT == 60, "prekey_fetch_rate_per_minute default below");
 _Static_assert(PARLEY_PREKEYS_TARGET_RATE_DEFAULT == 120,
                "prekey_target_rate_per_minute default below");
+_Static_assert(PARLEY_TURN_TTL_DEFAULT_S == 3600, "turn_ttl_s default below");
+_Static_assert(PARLEY_TURN_RATE_DEFAULT == 10, "turn_credentials_rate_per_minute default below");
 
 static const pcfg_opt gw_opts[] = {
     {"listen_host", PCFG_STR, offsetof(gw_cfg, listen_host), "127.0.0.1", 0, 0,
@@ -75,6 +78,18 @@ static const pcfg_opt gw_opts[] = {
     {"prekey_target_rate_per_minute", PCFG_INT, offsetof(gw_cfg, prekey_target_rate_per_minute),
      "120", 1, PARLEY_PREKEYS_RATE_MAX,
      "GetPrekeys requests per target account and minute (each claims one-time prekeys)"},
+    {"turn_uris", PCFG_STR, offsetof(gw_cfg, turn_uris), NULL, 0, 0,
+     "TURN relays for calls, comma separated (e.g. turn:relay.example:3478?transport=udp); "
+     "unset: GetTurnCredentials answers NOT_CONFIGURED"},
+    {"turn_secret", PCFG_STR, offsetof(gw_cfg, turn_secret), NULL, 0, 0,
+     "TURN REST secret shared with the relays (one of their secrets) to mint credentials with"},
+    {"turn_secret_file", PCFG_STR, offsetof(gw_cfg, turn_secret_file), NULL, 0, 0,
+     "file whose first line is turn_secret (instead of turn_secret)"},
+    {"turn_ttl_s", PCFG_INT, offsetof(gw_cfg, turn_ttl_s), "3600", 1, PARLEY_TURN_TTL_MAX_S,
+     "seconds minted TURN credentials stay valid"},
+    {"turn_credentials_rate_per_minute", PCFG_INT,
+     offsetof(gw_cfg, turn_credentials_rate_per_minute), "10", 1, PARLEY_TURN_RATE_MAX,
+     "GetTurnCredentials requests per device and minute"},
 };
 
 typedef enum { GW_RUNNING, GW_WAIT_SENDS, GW_CLOSING, GW_EXITING } gw_phase;
@@ -248,6 +263,7 @@ static int gw_start(gw_main *m)
     }
     gw_size_connections(g);
     pmet_set(g->m.ingress_backlog_max, (double)g->cfg->ingress_backlog_max);
+    pmet_set(g->m.turn_uris, (double)g->turn.nuris);
     if (gw_server_start(g) != 0)
         return -1;
     if (g->cfg->admin.admin_port > 0) {
@@ -299,15 +315,26 @@ int main(int argc, char **argv)
         pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
         return 1;
     }
+    char turn_err[256];
+    int turn_rc = gw_turn_init(&g->turn, m.cfg.turn_uris, m.cfg.turn_secret,
+                               m.cfg.turn_secret_file, m.cfg.turn_ttl_s, turn_err,
+                               sizeof turn_err);
+    if (m.cfg.turn_secret) /* gw_turn keeps its own copy */
+        sodium_memzero(m.cfg.turn_secret, strlen(m.cfg.turn_secret));
+    if (turn_rc != 0) {
+        fprintf(stderr, "parley-gateway: %s\n", turn_err);
+        pcfg_free(gw_opts, sizeof gw_opts / sizeof gw_opts[0], &m.cfg);
+        return 2;
+    }
 
     uv_loop_init(&m.loop);
     g->loop = &m.loop;
     g->cfg = &m.cfg;
     plog_info("starting",
               "gateway_id=%s listen=%s:%lld admin_port=%lld ingress_shards=%lld "
-              "ingress_backlog_max=%lld",
+              "ingress_backlog_max=%lld turn_uris=%zu",
               g->id, m.cfg.listen_host, m.cfg.listen_port, m.cfg.admin.admin_port,
-              m.cfg.backend.ingress_shards, m.cfg.ingress_backlog_max);
+              m.cfg.backend.ingress_shards, m.cfg.ingress_backlog_max, g->turn.nuris);
 
     int exit_code = 0;
     if (gw_start(&m) != 0) {
@@ -328,6 +355,7 @@ int main(int argc, char **argv)
     gw_send_free_all(g);
     gw_reaper_free(&g->reaper);
     gw_conns_free(&g->conns);
+    gw_turn_clear(&g->turn);
     if (g->metrics)
         pmetrics_free(g->metrics);
     if (uv_loop_close(&m.loop) != 0)

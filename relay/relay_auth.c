@@ -1,6 +1,6 @@
 /* relay_auth.c: TURN REST credentials, nonces and the 401 rate limit (see relay_auth.h).
- * HMAC-SHA1 and MD5 come from libcrypto only because the TURN protocol mandates them; the
- * relay's own MACs (nonces, bucket hashing) use libsodium. */
+ * MD5 comes from libcrypto (and HMAC-SHA1, through turn_rest.h) only because the TURN protocol
+ * mandates them; the relay's own MACs (nonces, bucket hashing) use libsodium. */
 #include "relay_auth.h"
 
 #include <netinet/in.h>
@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 int rauth_init(rauth *a, const char *secrets, const char *realm, uint32_t nonce_ttl_s,
                char *err, size_t errlen)
@@ -63,14 +62,7 @@ void rauth_clear(rauth *a) { sodium_memzero(a, sizeof *a); }
 int rauth_password(const char *secret, const char *username, size_t ulen,
                    char out[RAUTH_PASSWORD_LEN + 1])
 {
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned maclen = 0;
-    if (!HMAC(EVP_sha1(), secret, (int)strlen(secret), (const unsigned char *)username, ulen, mac,
-              &maclen) ||
-        maclen != STUN_HMAC_SHA1_LEN)
-        return -1;
-    sodium_bin2base64(out, RAUTH_PASSWORD_LEN + 1, mac, maclen, sodium_base64_VARIANT_ORIGINAL);
-    return 0;
+    return pturn_password(secret, username, ulen, out);
 }
 
 int rauth_key(const char *username, size_t ulen, const char *realm, size_t rlen,

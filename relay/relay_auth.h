@@ -17,8 +17,9 @@
 
 #include "limits.h"
 #include "stun.h"
+#include "turn_rest.h"
 
-#define RAUTH_PASSWORD_LEN 28 /* base64 of 20 bytes */
+#define RAUTH_PASSWORD_LEN PTURN_PASSWORD_LEN
 #define RAUTH_NONCE_LEN    48 /* hex: 8 bytes expiry, 16 bytes MAC */
 
 typedef enum {
@@ -51,7 +52,8 @@ int rauth_init(rauth *a, const char *secrets, const char *realm, uint32_t nonce_
                char *err, size_t errlen);
 void rauth_clear(rauth *a);
 
-/* password = base64(HMAC-SHA1(secret, username)), NUL-terminated in out. 0 or -1. */
+/* password = base64(HMAC-SHA1(secret, username)), NUL-terminated in out. 0 or -1. The scheme
+ * lives in common/turn_rest.h, shared with the gateway that mints the credentials. */
 int rauth_password(const char *secret, const char *username, size_t ulen,
                    char out[RAUTH_PASSWORD_LEN + 1]);
 /* key = MD5(username:realm:password). 0 or -1 (lengths over the STUN maximums). */

@@ -12,9 +12,12 @@
 #
 # Services: start_redis, start_pg, start_fanout I, start_gateway I (I = 1 or 2; extra config
 # lines in GW_EXTRA[I] / FO_EXTRA[I]), stop_* (SIGTERM, must exit 0), kill_* (SIGKILL),
-# start_cluster (all of them). Ports: REDIS_PORT PG_PORT GW_PORT[I] GW_ADMIN[I] FO_ADMIN[I],
-# GW_URL[I]. Clients: cli USER ARGS (home folder per user), register USER I, probe I ARGS;
-# helpers in the background: spawn / spawn_to, stopped with stop_spawned (and all killed at exit).
+# start_cluster (all of them; with CLUSTER_RELAY=1 also a TURN relay whose URI and secret the
+# gateways hand out), start_relay [NAME [HOST [ALLOW]]] (parley-relay; RELAY_PORT[NAME],
+# RELAY_ADMIN[NAME], secret RELAY_SECRET). Ports: REDIS_PORT PG_PORT GW_PORT[I] GW_ADMIN[I]
+# FO_ADMIN[I], GW_URL[I]. Clients: cli USER ARGS (home folder per user), register USER I,
+# probe I ARGS; helpers in the background: spawn / spawn_to, stopped with stop_spawned (and all
+# killed at exit).
 # Checks: fail, assert_eq, assert_contains, assert_not_contains, assert_match, run (sets RC,
 # OUT, ERR), wait_until, psql_q, redis_q, readyz_is, metric_sum. Outages: restart_redis (empty,
 # same port), pause_pg / resume_pg. Graceful stop observed by the test: term_service, await_exit.
@@ -27,6 +30,7 @@ PARLEY_BIN=$(cd "$PARLEY_BIN" && pwd)
 GATEWAY_BIN=$PARLEY_BIN/gateway/parley-gateway
 FANOUT_BIN=$PARLEY_BIN/fanout/parley-fanout
 CLI_BIN=$PARLEY_BIN/client/parley
+RELAY_BIN=$PARLEY_BIN/relay/parley-relay
 PROBE_BIN=$PARLEY_BIN/tests/tools/parley-probe
 
 TEST_NAME=$(basename "$0" .sh)
@@ -43,6 +47,8 @@ declare -a BG_PIDS=()     # helper processes a test started with spawn
 declare -a EXIT_HOOKS=()
 declare -a SERVICE_PROBLEMS=()
 declare -a GW_PORT=() GW_ADMIN=() FO_ADMIN=() GW_URL=() GW_EXTRA=() FO_EXTRA=()
+declare -A RELAY_PORT=() RELAY_ADMIN=()
+RELAY_SECRET=relay-secret-$RANDOM$RANDOM
 REDIS_PORT='' PG_PORT=''
 PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 
@@ -476,8 +482,55 @@ await_exit() {
   unset "PIDS[$1]"
 }
 
-# start_cluster: Redis, PostgreSQL, two fanouts, two gateways
+# start_relay [NAME [HOST [ALLOW]]]: parley-relay NAME (default relay) listening and relaying
+# on HOST (127.0.0.1), TURN on RELAY_PORT[NAME] (UDP and TCP), admin on RELAY_ADMIN[NAME], REST
+# secret RELAY_SECRET; peers in ALLOW may be relayed to (default 127.0.0.1: tests run on
+# loopback, which the relay refuses otherwise)
+start_relay() {
+  local name=${1:-relay} host=${2:-127.0.0.1} allow=${3-127.0.0.1} try lo
+  [ -x "$RELAY_BIN" ] || fail "relay binary missing: $RELAY_BIN"
+  for try in 1 2 3 4; do
+    free_port "RELAY_PORT[$name]"
+    free_port "RELAY_ADMIN[$name]"
+    lo=$((40000 + (RANDOM % 100) * 200))
+    cat >"$T/conf/$name.conf" <<EOF
+listen_host = $host
+listen_port = ${RELAY_PORT[$name]}
+relay_ip = $host
+relay_port_min = $lo
+relay_port_max = $((lo + 199))
+realm = parley.test
+secrets = $RELAY_SECRET
+allow_peers = $allow
+admin_port = ${RELAY_ADMIN[$name]}
+log_level = $LOG_LEVEL
+EOF
+    _start "$name" "$RELAY_BIN" --config "$T/conf/$name.conf"
+    if _wait_ready "$name" "${RELAY_ADMIN[$name]}"; then return 0; fi
+    unset "RELAY_PORT[$name]" "RELAY_ADMIN[$name]"
+  done
+  fail "$name did not start (log: $T/logs/$name.log)"
+}
+stop_relay() { _stop "${1:-relay}"; }
+
+# relay_gateway_conf [NAME]: the gateway config lines that hand out credentials for relay NAME
+relay_gateway_conf() {
+  local name=${1:-relay}
+  printf 'turn_uris = turn:127.0.0.1:%s?transport=udp\nturn_secret = %s\n' \
+    "${RELAY_PORT[$name]}" "$RELAY_SECRET"
+}
+
+# start_cluster: Redis, PostgreSQL, two fanouts, two gateways; with CLUSTER_RELAY=1 first a
+# relay (start_relay) whose URI and secret both gateways get (after their GW_EXTRA lines)
 start_cluster() {
+  local i
+  if [ "${CLUSTER_RELAY:-0}" = 1 ]; then
+    start_relay
+    for i in 1 2; do
+      GW_EXTRA[$i]="${GW_EXTRA[$i]:-}
+$(relay_gateway_conf)"
+    done
+  fi
   start_redis
   start_pg
   start_fanout 1
@@ -577,10 +630,11 @@ _lib_exit() {
   # gateways first (they drain clients while fanout still runs), then fanouts
   for name in $(printf '%s\n' "${!PIDS[@]}" | grep '^gw' | sort); do _stop "$name"; done
   for name in $(printf '%s\n' "${!PIDS[@]}" | grep '^fo' | sort); do _stop "$name"; done
+  for name in $(printf '%s\n' "${!PIDS[@]}" | grep '^relay' | sort); do _stop "$name"; done
   stop_pg
   stop_redis
   if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
-        "$T"/logs/gw*.log "$T"/logs/fo*.log >/dev/null 2>&1; then
+        "$T"/logs/gw*.log "$T"/logs/fo*.log "$T"/logs/relay*.log >/dev/null 2>&1; then
     SERVICE_PROBLEMS+=("sanitizer report in a service log")
   fi
   if [ ${#SERVICE_PROBLEMS[@]} -gt 0 ]; then

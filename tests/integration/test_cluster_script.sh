@@ -48,12 +48,18 @@ done
 [ "$(redis-cli -h 127.0.0.1 -p "$PARLEY_CLUSTER_REDIS_PORT" ping)" = PONG ] || fail "cluster Redis not answering"
 [ -f "$PARLEY_DATA_DIR/gateway-1.conf" ] && [ -f "$PARLEY_DATA_DIR/fanout.conf" ] || fail "config files missing"
 [ -s "$PARLEY_DATA_DIR/logs/gateway-1.log" ] || fail "gateway-1 log missing"
-# the relay: a generated secret, kept private, in its config; no peer allow list; TURN on TCP too
+# the relay: a generated secret, kept private, in its config; only its own loopback address
+# allowed as a peer (calls between two devices of this cluster); TURN on TCP too
 secret=$(cat "$PARLEY_DATA_DIR/relay.secret")
 [ ${#secret} -ge 32 ] || fail "relay secret too short: '$secret'"
 assert_eq 600 "$(stat -c %a "$PARLEY_DATA_DIR/relay.secret")" "mode of relay.secret"
 grep -qx "secrets = $secret" "$PARLEY_DATA_DIR/relay.conf" || fail "relay.conf lacks the secret"
-! grep -q '^allow_peers' "$PARLEY_DATA_DIR/relay.conf" || fail "relay.conf allows peers"
+assert_eq "allow_peers = 127.0.0.1/32" "$(grep '^allow_peers' "$PARLEY_DATA_DIR/relay.conf")" "relay's peer allow list"
+# and the gateways mint credentials for it
+grep -q "^turn_uris = turn:127.0.0.1:$PARLEY_CLUSTER_RELAY_PORT?transport=udp" "$PARLEY_DATA_DIR/gateway-1.conf" ||
+  fail "gateway-1.conf lacks the relay's TURN URIs"
+grep -qx "turn_secret_file = $PARLEY_DATA_DIR/relay.secret" "$PARLEY_DATA_DIR/gateway-1.conf" ||
+  fail "gateway-1.conf lacks the relay's secret file"
 port_open "$PARLEY_CLUSTER_RELAY_PORT" || fail "relay's TURN TCP port not open"
 assert_eq 1 "$(psql -X -tA -h 127.0.0.1 -p "$PARLEY_CLUSTER_PG_PORT" -U parley -d parley \
   -c "SELECT count(*) FROM schema_migrations WHERE version = 1")" "migrations applied"

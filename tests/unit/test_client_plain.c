@@ -77,6 +77,41 @@ static void test_malformed(void **state)
     assert_int_equal(pc_plain_parse(sent, PC_PLAIN_HEADER_BYTES, &p, &st), -1);
 }
 
+static void test_call_signal(void **state)
+{
+    const uint8_t sig[] = { 0x08, 0x01, 0x11, 1, 2, 3, 4, 5, 6, 7, 8 };
+    uint8_t *pt, *big;
+    size_t len;
+    pc_plain p;
+    pc_status st;
+
+    (void)state;
+    assert_int_equal(pc_plain_build_call(sig, sizeof sig, 0x0102, &pt, &len, &st), 0);
+    assert_int_equal(len, PC_PLAIN_HEADER_BYTES + sizeof sig);
+    assert_int_equal(pt[1], PC_PLAIN_KIND_CALL);
+    assert_int_equal(pc_plain_parse(pt, len, &p, &st), 0);
+    assert_int_equal(p.kind, PC_PLAIN_KIND_CALL);
+    assert_int_equal(p.sent_ms, 0x0102);
+    assert_null(p.text);
+    assert_null(p.sent_to);
+    assert_int_equal(p.signal_len, sizeof sig);
+    assert_memory_equal(p.signal, sig, sizeof sig);
+    /* an empty signal is malformed, both ways */
+    assert_int_equal(pc_plain_parse(pt, PC_PLAIN_HEADER_BYTES, &p, &st), -1);
+    assert_int_equal(st.kind, PC_ERR_CRYPTO);
+    assert_int_equal(pc_plain_build_call(sig, 0, 1, &pt, &len, &st), -1);
+    free(pt);
+    /* the longest signal fits; one byte more is refused */
+    big = calloc(1, PC_PLAIN_SIGNAL_MAX + 1);
+    assert_non_null(big);
+    assert_int_equal(pc_plain_build_call(big, PC_PLAIN_SIGNAL_MAX + 1, 1, &pt, &len, &st), -1);
+    assert_int_equal(pc_plain_build_call(big, PC_PLAIN_SIGNAL_MAX, 1, &pt, &len, &st), 0);
+    assert_int_equal(pc_plain_parse(pt, len, &p, &st), 0);
+    assert_int_equal(p.signal_len, PC_PLAIN_SIGNAL_MAX);
+    free(pt);
+    free(big);
+}
+
 static void test_longest_text_fits_an_envelope(void **state)
 {
     char *big = malloc(PC_PLAIN_TEXT_MAX + 1);
@@ -125,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_call_signal),
         cmocka_unit_test(test_longest_text_fits_an_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
