@@ -48,6 +48,42 @@ static void fail_op(dc_op *op, const pc_status *st)
     done(op, st);
 }
 
+/* The refusal of a device to add because op's account has the most devices already; -1. */
+static int too_many(const dc_op *op, pc_status *st)
+{
+    pc_status_set(st, PC_ERR_SERVER,
+                  "%s already has %d devices (the most): remove one first (parley devices "
+                  "remove ID)",
+                  op->account, PARLEY_MAX_DEVICES_PER_ACCOUNT);
+    st->server_code = PARLEY__V1__ERROR_CODE__TOO_MANY_DEVICES;
+    return -1;
+}
+
+static void unexpected(const Parley__V1__ServerFrame *f, const char *req, pc_status *r)
+{
+    pc_status_set(r, PC_ERR_PROTO, "unexpected answer to %s (frame %d)", req, (int)f->body_case);
+}
+
+/* f when it is the answer of body case want to request req (a name); else NULL with *r the
+ * failure: the connection's (st), the server's Error, or an unexpected frame. */
+static const Parley__V1__ServerFrame *answer(const Parley__V1__ServerFrame *f,
+                                             const pc_status *st, int want, const char *req,
+                                             pc_status *r)
+{
+    if (!f) {
+        *r = *st;
+        return NULL;
+    }
+    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
+        pc_status_from_error(r, f->error);
+        return NULL;
+    }
+    if ((int)f->body_case == want)
+        return f;
+    unexpected(f, req, r);
+    return NULL;
+}
+
 static void on_published(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                          void *ud)
 {
@@ -55,23 +91,14 @@ static void on_published(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_
     pc_status r;
 
     (void)c;
-    if (!f) {
-        fail_op(op, st);
-        return;
-    }
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
-        int code = f->error->code;
-        pc_status_from_error(&r, f->error);
+    if (!answer(f, st, PARLEY__V1__SERVER_FRAME__BODY_DEVICE_LIST_OK, "PublishDeviceList", &r)) {
+        int code = f && r.kind == PC_ERR_SERVER ? r.server_code : 0;
         if (code == PARLEY__V1__ERROR_CODE__DEVICE_LIST_CONFLICT &&
             op->conflicts++ < CONFLICT_RETRIES) {
             if (fetch(op, &r) == 0)
                 return;
         } else if (code == PARLEY__V1__ERROR_CODE__TOO_MANY_DEVICES) {
-            pc_status_set(&r, PC_ERR_SERVER,
-                          "%s already has %d devices (the most): remove one first (parley "
-                          "devices remove ID)",
-                          op->account, PARLEY_MAX_DEVICES_PER_ACCOUNT);
-            r.server_code = code;
+            too_many(op, &r);
         } else if (code == PARLEY__V1__ERROR_CODE__DEVICE_LIST_CONFLICT) {
             pc_status_set(&r, PC_ERR_SERVER,
                           "the device list of %s keeps changing under us: try again",
@@ -81,10 +108,8 @@ static void on_published(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_
         fail_op(op, &r);
         return;
     }
-    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICE_LIST_OK || !f->device_list_ok ||
-        f->device_list_ok->version != op->next.version) {
-        pc_status_set(&r, PC_ERR_PROTO, "unexpected answer to PublishDeviceList (frame %d)",
-                      (int)f->body_case);
+    if (!f->device_list_ok || f->device_list_ok->version != op->next.version) {
+        unexpected(f, "PublishDeviceList", &r);
         fail_op(op, &r);
         return;
     }
@@ -110,14 +135,8 @@ static int make_next(dc_op *op, pc_status *st)
     if (op->upgrade_only)
         return 0;
     if (op->ch.add) {
-        if (cur->n >= PARLEY_MAX_DEVICES_PER_ACCOUNT) {
-            pc_status_set(st, PC_ERR_SERVER,
-                          "%s already has %d devices (the most): remove one first (parley "
-                          "devices remove ID)",
-                          op->account, PARLEY_MAX_DEVICES_PER_ACCOUNT);
-            st->server_code = PARLEY__V1__ERROR_CODE__TOO_MANY_DEVICES;
-            return -1;
-        }
+        if (cur->n >= PARLEY_MAX_DEVICES_PER_ACCOUNT)
+            return too_many(op, st);
         for (size_t i = 0; i < cur->n; i++)
             if (!memcmp(cur->dev[i].signing_pk, op->ch.dev.signing_pk, 32) ||
                 !memcmp(cur->dev[i].identity_pk, op->ch.dev.identity_pk, 32))
@@ -244,18 +263,12 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
     pc_status r;
 
     (void)c;
-    if (!f) {
-        fail_op(op, st);
-        return;
-    }
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
-        pc_status_from_error(&r, f->error);
+    if (!answer(f, st, PARLEY__V1__SERVER_FRAME__BODY_DEVICES, "GetDevices", &r)) {
         fail_op(op, &r);
         return;
     }
-    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices) {
-        pc_status_set(&r, PC_ERR_PROTO, "unexpected answer to GetDevices (frame %d)",
-                      (int)f->body_case);
+    if (!f->devices) {
+        unexpected(f, "GetDevices", &r);
         fail_op(op, &r);
         return;
     }

@@ -123,6 +123,24 @@ static void gw_auth_presence_done(gw *g, uint64_t conn_id)
         gw_drain_start(g, c, 1);
 }
 
+/* The connection an AuthAnswer lookup (device or account) answers, or NULL when there is
+ * nothing more to do: it is gone, or the lookup failed and the connection was answered. */
+static gw_conn *gw_auth_lookup_conn(const gw_auth_ctx *x, PGresult *res, const char *err)
+{
+    gw *g = x->g;
+    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
+    if (!c || c->close_code || c->state != GW_CONN_AUTHING)
+        return NULL;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char q[256];
+        plog_error("auth_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
+                   plog_q(q, sizeof q, ppg_why(res, err)));
+        gw_auth_unavailable(g, c, x->request_id);
+        return NULL;
+    }
+    return c;
+}
+
 /* AuthAnswer device_id 0 checked against the account key: the connection may only GetDevices,
  * PublishDeviceList and Ping (gw_dispatch.c). No presence (nothing is delivered to it), no
  * queue, not in the device table. */
@@ -130,16 +148,9 @@ static void gw_auth_account_cb(PGresult *res, const char *err, void *ud)
 {
     gw_auth_ctx *x = ud;
     gw *g = x->g;
-    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
-    if (!c || c->close_code || c->state != GW_CONN_AUTHING)
+    gw_conn *c = gw_auth_lookup_conn(x, res, err);
+    if (!c)
         goto out;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char q[256];
-        plog_error("auth_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                   plog_q(q, sizeof q, ppg_why(res, err)));
-        gw_auth_unavailable(g, c, x->request_id);
-        goto out;
-    }
     int64_t account_id;
     const uint8_t *pk;
     size_t pklen;
@@ -184,16 +195,9 @@ static void gw_auth_lookup_cb(PGresult *res, const char *err, void *ud)
 {
     gw_auth_ctx *x = ud;
     gw *g = x->g;
-    gw_conn *c = gw_conns_get(&g->conns, x->conn_id);
-    if (!c || c->close_code || c->state != GW_CONN_AUTHING)
+    gw_conn *c = gw_auth_lookup_conn(x, res, err);
+    if (!c)
         goto out;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char q[256];
-        plog_error("auth_lookup_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                   plog_q(q, sizeof q, ppg_why(res, err)));
-        gw_auth_unavailable(g, c, x->request_id);
-        goto out;
-    }
     int64_t account_id;
     int32_t queue_len, otk_count;
     int64_t spk_id;

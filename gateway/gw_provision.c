@@ -101,14 +101,28 @@ static gw_provision *gw_prov_state(gw_conn *c)
     return c->prov;
 }
 
-/* Owned by the caller (free); NULL on OOM. */
-static gw_prov_req *gw_prov_req_new(gw *g, const gw_conn *c, uint64_t request_id,
+static void gw_prov_error(gw *g, gw_conn *c, uint64_t rid, Parley__V1__ErrorCode code,
+                          const char *msg, uint32_t retry_ms)
+{
+    gw_conn_send_error(g, c, rid, code, msg, retry_ms);
+}
+
+/* Redis could not be asked, or did not answer. */
+static void gw_prov_unavailable(gw *g, gw_conn *c, uint64_t rid)
+{
+    gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE, "link service unavailable", 0);
+}
+
+/* Owned by the caller (free); NULL after answering the request on OOM. */
+static gw_prov_req *gw_prov_req_new(gw *g, gw_conn *c, uint64_t request_id,
                                     const ProtobufCBinaryData *data)
 {
     size_t len = data ? data->len : 0;
     gw_prov_req *x = calloc(1, sizeof *x + len);
-    if (!x)
+    if (!x) {
+        gw_prov_error(g, c, request_id, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
         return NULL;
+    }
     x->g = g;
     x->conn_id = c->id;
     x->request_id = request_id;
@@ -118,10 +132,43 @@ static gw_prov_req *gw_prov_req_new(gw *g, const gw_conn *c, uint64_t request_id
     return x;
 }
 
-static void gw_prov_error(gw *g, gw_conn *c, uint64_t rid, Parley__V1__ErrorCode code,
-                          const char *msg, uint32_t retry_ms)
+/* 1 when len is within PARLEY_PROVISION_DATA_MAX, else 0 after answering the request. */
+static int gw_prov_data_ok(gw *g, gw_conn *c, uint64_t rid, size_t len)
 {
-    gw_conn_send_error(g, c, rid, code, msg, retry_ms);
+    if (len <= PARLEY_PROVISION_DATA_MAX)
+        return 1;
+    gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
+                  "provisioning data longer than 4096 bytes", 0);
+    return 0;
+}
+
+/* c's provisioning state for an open or a join: NULL after answering the request when c has
+ * a channel already (or one on its way) or on OOM. */
+static gw_provision *gw_prov_idle_state(gw *g, gw_conn *c, uint64_t rid)
+{
+    gw_provision *p = gw_prov_state(c);
+    if (!p) {
+        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+        return NULL;
+    }
+    if (p->role != GW_PROV_NONE || p->busy) {
+        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
+                      "one provisioning channel per connection", 0);
+        return NULL;
+    }
+    return p;
+}
+
+/* A Redis command of conn_id's request failed (r: its reply, NULL when disconnected): logged
+ * as event, and the request answered when c (may be NULL) is still there. */
+static void gw_prov_redis_failed(gw *g, gw_conn *c, const gw_prov_req *x, const char *event,
+                                 const redisReply *r)
+{
+    char q[256];
+    plog_warn(event, "conn=%llu error=%s", (unsigned long long)x->conn_id,
+              plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
+    if (c && !c->close_code)
+        gw_prov_unavailable(g, c, x->request_id);
 }
 
 /* ---- the expiry list of openers ----------------------------------------------------------- */
@@ -231,12 +278,7 @@ static void gw_prov_opened_cb(redisAsyncContext *ac, void *reply, void *privdata
         p->busy = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
-        char q[256];
-        plog_warn("provision_open_failed", "conn=%llu error=%s", (unsigned long long)x->conn_id,
-                  plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
-        if (c && !c->close_code)
-            gw_prov_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                          "link service unavailable", 0);
+        gw_prov_redis_failed(g, c, x, "provision_open_failed", r);
         goto out;
     }
     long long res = r->element[0]->integer, ttl = r->element[1]->integer;
@@ -278,31 +320,19 @@ void gw_provision_open(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 {
     const Parley__V1__ProvisionOpen *o = f->provision_open;
     uint64_t rid = f->request_id;
-    if (o->data.len > PARLEY_PROVISION_DATA_MAX) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
-                      "provisioning data longer than 4096 bytes", 0);
+    if (!gw_prov_data_ok(g, c, rid, o->data.len))
         return;
-    }
     if (g->draining) {
         gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__SHUTTING_DOWN,
                       "gateway is shutting down", 0);
         return;
     }
-    gw_provision *p = gw_prov_state(c);
-    if (!p) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+    gw_provision *p = gw_prov_idle_state(g, c, rid);
+    if (!p)
         return;
-    }
-    if (p->role != GW_PROV_NONE || p->busy) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
-                      "one provisioning channel per connection", 0);
-        return;
-    }
     gw_prov_req *x = gw_prov_req_new(g, c, rid, NULL);
-    if (!x) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+    if (!x)
         return;
-    }
     uint8_t rnd[PARLEY_LINK_CHANNEL_ID_LEN];
     randombytes_buf(rnd, sizeof rnd);
     gw_provision_id_make(x->channel, rnd);
@@ -329,8 +359,7 @@ void gw_provision_open(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         argv[10] = "";
     if (predis_cmd(g->redis, gw_prov_opened_cb, x, 11, argv, argvlen) != 0) {
         free(x);
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                      "link service unavailable", 0);
+        gw_prov_unavailable(g, c, rid);
         return;
     }
     p->busy = 1;
@@ -368,12 +397,7 @@ static void gw_prov_joined_cb(redisAsyncContext *ac, void *reply, void *privdata
     if (p)
         p->busy = 0;
     if (!r || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_INTEGER)) {
-        char q[256];
-        plog_warn("provision_join_failed", "conn=%llu error=%s", (unsigned long long)x->conn_id,
-                  plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
-        if (c && !c->close_code)
-            gw_prov_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                          "link service unavailable", 0);
+        gw_prov_redis_failed(g, c, x, "provision_join_failed", r);
         goto out;
     }
     if (r->type == REDIS_REPLY_INTEGER) {
@@ -430,21 +454,11 @@ void gw_provision_join(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 {
     const Parley__V1__ProvisionJoin *j = f->provision_join;
     uint64_t rid = f->request_id;
-    if (j->data.len > PARLEY_PROVISION_DATA_MAX) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
-                      "provisioning data longer than 4096 bytes", 0);
+    if (!gw_prov_data_ok(g, c, rid, j->data.len))
         return;
-    }
-    gw_provision *p = gw_prov_state(c);
-    if (!p) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+    gw_provision *p = gw_prov_idle_state(g, c, rid);
+    if (!p)
         return;
-    }
-    if (p->role != GW_PROV_NONE || p->busy) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
-                      "one provisioning channel per connection", 0);
-        return;
-    }
     /* every try counts, found or not: it is guessing that the limit is for */
     uint32_t now_s = gw_conn_now_s(g);
     if (p->joins == 0 || now_s - p->join_window_s >= GW_PROV_JOIN_WINDOW_S) {
@@ -460,10 +474,8 @@ void gw_provision_join(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     }
     p->joins++;
     gw_prov_req *x = gw_prov_req_new(g, c, rid, &j->data);
-    if (!x) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+    if (!x)
         return;
-    }
     if (gw_provision_id_parse(j->channel_id, x->channel) != 0) {
         free(x);
         gw_prov_not_found(g, c, rid);
@@ -477,8 +489,7 @@ void gw_provision_join(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
                               strlen(conn)};
     if (predis_cmd(g->redis, gw_prov_joined_cb, x, 6, argv, argvlen) != 0) {
         free(x);
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                      "link service unavailable", 0);
+        gw_prov_unavailable(g, c, rid);
         return;
     }
     p->busy = 1;
@@ -513,8 +524,7 @@ static void gw_prov_sent(gw *g, void *ud, int ok)
             sf.provision_sent = &sent;
             gw_conn_send_frame(g, c, &sf);
         } else {
-            gw_prov_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                          "link service unavailable", 0);
+            gw_prov_unavailable(g, c, x->request_id);
         }
     }
     free(x);
@@ -541,12 +551,8 @@ static void gw_prov_peer_cb(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-        char q[256];
-        plog_warn("provision_send_failed", "conn=%llu error=%s", (unsigned long long)c->id,
-                  plog_q(q, sizeof q, r && r->str ? r->str : "disconnected"));
         gw_prov_send_uncount(g, c->id);
-        gw_prov_error(g, c, x->request_id, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                      "link service unavailable", 0);
+        gw_prov_redis_failed(g, c, x, "provision_send_failed", r);
         free(x);
         return;
     }
@@ -580,8 +586,7 @@ static void gw_prov_peer_cb(redisAsyncContext *ac, void *reply, void *privdata)
     if (gw_provision_relay(g, v[other]->str, peer_conn, &sf, gw_prov_sent, x) != 0) {
         free(x);
         gw_prov_send_uncount(g, c->id);
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE, "link service unavailable",
-                      0);
+        gw_prov_unavailable(g, c, rid);
     }
 }
 
@@ -589,11 +594,8 @@ void gw_provision_send(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
 {
     const Parley__V1__ProvisionSend *s = f->provision_send;
     uint64_t rid = f->request_id;
-    if (s->data.len > PARLEY_PROVISION_DATA_MAX) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INVALID_ARGUMENT,
-                      "provisioning data longer than 4096 bytes", 0);
+    if (!gw_prov_data_ok(g, c, rid, s->data.len))
         return;
-    }
     gw_provision *p = c->prov;
     char channel[GW_PROVISION_ID_SIZE];
     if (!p || p->role == GW_PROV_NONE || gw_provision_id_parse(s->channel_id, channel) != 0 ||
@@ -608,10 +610,8 @@ void gw_provision_send(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
         return;
     }
     gw_prov_req *x = gw_prov_req_new(g, c, rid, &s->data);
-    if (!x) {
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__INTERNAL, "out of memory", 0);
+    if (!x)
         return;
-    }
     x->role = p->role;
     memcpy(x->channel, p->channel, sizeof x->channel);
     char key[GW_PROV_KEY_SIZE];
@@ -620,8 +620,7 @@ void gw_provision_send(gw *g, gw_conn *c, const Parley__V1__ClientFrame *f)
     const size_t argvlen[] = {5, strlen(key), 2, 2, 2, 2};
     if (predis_cmd(g->redis, gw_prov_peer_cb, x, 6, argv, argvlen) != 0) {
         free(x);
-        gw_prov_error(g, c, rid, PARLEY__V1__ERROR_CODE__UNAVAILABLE,
-                      "link service unavailable", 0);
+        gw_prov_unavailable(g, c, rid);
         return;
     }
     p->sends++;

@@ -47,8 +47,9 @@ declare -a BG_PIDS=()     # helper processes a test started with spawn
 declare -a EXIT_HOOKS=()
 declare -a SERVICE_PROBLEMS=()
 declare -a GW_PORT=() GW_ADMIN=() FO_ADMIN=() GW_URL=() GW_EXTRA=() FO_EXTRA=()
-declare -A RELAY_PORT=() RELAY_ADMIN=()
+declare -A RELAY_PORT=() RELAY_ADMIN=() RELAY_EXTRA=()
 RELAY_SECRET=relay-secret-$RANDOM$RANDOM
+RELAY_SECRETS=''
 REDIS_PORT='' PG_PORT=''
 PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 
@@ -484,8 +485,9 @@ await_exit() {
 
 # start_relay [NAME [HOST [ALLOW]]]: parley-relay NAME (default relay) listening and relaying
 # on HOST (127.0.0.1), TURN on RELAY_PORT[NAME] (UDP and TCP), admin on RELAY_ADMIN[NAME], REST
-# secret RELAY_SECRET; peers in ALLOW may be relayed to (default 127.0.0.1: tests run on
-# loopback, which the relay refuses otherwise)
+# secret RELAY_SECRET (the relay's list RELAY_SECRETS when set, e.g. "old, $RELAY_SECRET" for
+# a rotation), extra config lines RELAY_EXTRA[NAME]; peers in ALLOW may be relayed to (default
+# 127.0.0.1: tests run on loopback, which the relay refuses otherwise)
 start_relay() {
   local name=${1:-relay} host=${2:-127.0.0.1} allow=${3-127.0.0.1} try lo
   [ -x "$RELAY_BIN" ] || fail "relay binary missing: $RELAY_BIN"
@@ -500,10 +502,11 @@ relay_ip = $host
 relay_port_min = $lo
 relay_port_max = $((lo + 199))
 realm = parley.test
-secrets = $RELAY_SECRET
+secrets = ${RELAY_SECRETS:-$RELAY_SECRET}
 allow_peers = $allow
 admin_port = ${RELAY_ADMIN[$name]}
 log_level = $LOG_LEVEL
+${RELAY_EXTRA[$name]:-}
 EOF
     _start "$name" "$RELAY_BIN" --config "$T/conf/$name.conf"
     if _wait_ready "$name" "${RELAY_ADMIN[$name]}"; then return 0; fi

@@ -83,7 +83,8 @@ expect_rc 0 cli alice send carol "no one-time prekey"
 expect_rc 0 cli carol recv --count 1 --timeout 20
 assert_eq "$(printf 'alice\t1\tno one-time prekey')" "$OUT" "carol reads a message without a one-time prekey"
 # carol's login saw the empty pool and topped it up
-wait_until 10 test "$(otks carol)" -ge 10
+otks_at_least() { [ "$(otks "$1")" -ge "$2" ]; } # polled: not a "$(...)" argument
+wait_until 10 otks_at_least carol 10
 
 # --- a tampered envelope is reported, acked, and the next one still opens -------------------
 expect_rc 0 cli alice send bob "will be tampered"

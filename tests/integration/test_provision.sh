@@ -9,6 +9,10 @@
 # while an idle connection does not, the join and open rate limits, Redis down.
 source "$(dirname "$0")/lib.sh"
 
+# polled by wait_until (a "$(...)" argument would be evaluated once, before the polling)
+channel_gone() { [ "$(redis_q EXISTS "parley:prov:$1")" = 0 ]; }
+no_channels() { [ "$(metric_sum "$1" parley_gateway_provision_channels)" = 0 ]; }
+
 PV_BIN=$PARLEY_BIN/tests/tools/parley-provision-drive
 [ -x "$PV_BIN" ] || fail "provision drive missing: $PV_BIN"
 pv() { timeout 120 "$PV_BIN" --timeout 100 "$@"; }
@@ -40,7 +44,7 @@ assert_eq 3 "$(lines_matching "$OUT" ' sent$')" "sends answered ProvisionSent"
 assert_line "$OUT" '^new quiet$' "nothing more for the opener"
 assert_line "$OUT" '^old quiet$' "nothing more for the joiner"
 # the opener left when the drive ended: its channel went with it
-wait_until 10 test "$(redis_q EXISTS "parley:prov:$ch")" = 0
+wait_until 10 channel_gone "$ch"
 
 # --- both on one gateway; single use; refusals -----------------------------------------------
 expect_rc 0 pv conn new "$U1" device old "$U1" bob device other "$U2" carol \
@@ -97,7 +101,7 @@ assert_eq 1 "$(redis_q EXISTS "parley:prov:$ch")" "channel in Redis"
 ttl=$(redis_q TTL "parley:prov:$ch")
 [ "$ttl" -gt 590 ] && [ "$ttl" -le 600 ] || fail "channel TTL $ttl"
 stop_spawned "$opener" KILL # the socket just drops
-wait_until 10 test "$(redis_q EXISTS "parley:prov:$ch")" = 0
+wait_until 10 channel_gone "$ch"
 expect_rc 0 pv device late "$U2" erin join late "$ch" 1
 assert_line "$OUT" '^late error LINK_NOT_FOUND ' "join after the opener left"
 # the joiner's sends after the opener left (opener on gw2, joiner on gw1)
@@ -136,8 +140,8 @@ assert_eq 2 "$(metric_sum "${GW_ADMIN[1]}" parley_gateway_provision_joins_total 
 relayed=$(( $(metric_sum "${GW_ADMIN[1]}" parley_gateway_provision_relayed_total) + \
             $(metric_sum "${GW_ADMIN[2]}" parley_gateway_provision_relayed_total) ))
 [ "$relayed" -ge 25 ] || fail "relayed pushes counted: $relayed"
-wait_until 10 test "$(metric_sum "${GW_ADMIN[1]}" parley_gateway_provision_channels)" = 0
-wait_until 10 test "$(metric_sum "${GW_ADMIN[2]}" parley_gateway_provision_channels)" = 0
+wait_until 10 no_channels "${GW_ADMIN[1]}"
+wait_until 10 no_channels "${GW_ADMIN[2]}"
 assert_eq 0 "$(redis_q --scan --pattern 'parley:prov:*' | wc -l)" "channels left in Redis"
 
 # --- the open limit per source address (register_rate_per_minute, its own window) -------------

@@ -15,44 +15,11 @@ UCLIENT=$(command -v turnutils_uclient || true)
 UPEER=$(command -v turnutils_peer || true)
 [ -n "$UCLIENT" ] && [ -n "$UPEER" ] ||
   fail "turnutils_uclient/turnutils_peer not installed (scripts/install-deps installs coturn)"
-RELAY_BIN=$PARLEY_BIN/relay/parley-relay
+# the relays: lib.sh's start_relay (stopped, and checked for sanitizer reports, at exit), with
+# an older secret too (rotation)
 SECRET=relay-test-secret
-declare -A RELAY_PORT=() RELAY_ADMIN=()
-
-# start_relay NAME HOST ALLOW: a relay listening and relaying on HOST, peers in ALLOW allowed
-start_relay() {
-  local name=$1 host=$2 allow=$3 try lo
-  for try in 1 2 3 4; do
-    free_port "RELAY_PORT[$name]"
-    free_port "RELAY_ADMIN[$name]"
-    lo=$((40000 + (RANDOM % 100) * 200))
-    cat >"$T/conf/$name.conf" <<EOF
-listen_host = $host
-listen_port = ${RELAY_PORT[$name]}
-relay_ip = $host
-relay_port_min = $lo
-relay_port_max = $((lo + 199))
-realm = parley.test
-secrets = old-secret, $SECRET
-allow_peers = $allow
-admin_port = ${RELAY_ADMIN[$name]}
-log_level = $LOG_LEVEL
-EOF
-    _start "$name" "$RELAY_BIN" --config "$T/conf/$name.conf"
-    if _wait_ready "$name" "${RELAY_ADMIN[$name]}"; then return 0; fi
-  done
-  fail "$name did not start"
-}
-
-stop_relays() {
-  local name
-  for name in "${!RELAY_PORT[@]}"; do _stop "$name"; done
-  if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T"/logs/relay*.log \
-        >/dev/null 2>&1; then
-    SERVICE_PROBLEMS+=("sanitizer report in a relay log")
-  fi
-}
-on_exit stop_relays
+RELAY_SECRET=$SECRET
+RELAY_SECRETS="old-secret, $SECRET"
 
 # uc RELAY ARGS...: turnutils_uclient against RELAY (sets RC, OUT, ERR)
 uc() {

@@ -9,44 +9,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CHROMIUM=$(command -v chromium || true)
 [ -n "$CHROMIUM" ] || fail "chromium not installed (scripts/install-deps installs it)"
-RELAY_BIN=$PARLEY_BIN/relay/parley-relay
+# the relay: lib.sh's start_relay (stopped, and checked for sanitizer reports, at exit)
 SECRET=webrtc-test-secret
-
-start_relay() {
-  local try lo
-  for try in 1 2 3 4; do
-    free_port RELAY_PORT
-    free_port RELAY_ADMIN
-    lo=$((40000 + (RANDOM % 100) * 200))
-    cat >"$T/conf/relay.conf" <<EOC
-listen_host = 127.0.0.1
-listen_port = $RELAY_PORT
-relay_ip = 127.0.0.1
-relay_port_min = $lo
-relay_port_max = $((lo + 199))
-realm = parley.test
-secrets = $SECRET
-allow_peers = 127.0.0.1
-admin_port = $RELAY_ADMIN
-log_level = $LOG_LEVEL
-EOC
-    _start relay "$RELAY_BIN" --config "$T/conf/relay.conf"
-    if _wait_ready relay "$RELAY_ADMIN"; then return 0; fi
-  done
-  fail "relay did not start"
-}
-
-stop_relay() {
-  _stop relay
-  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T/logs/relay.log"; then
-    SERVICE_PROBLEMS+=("sanitizer report in the relay log")
-  fi
-}
-on_exit stop_relay
+RELAY_SECRET=$SECRET
 
 metric() { # name{labels} -> value (0 when absent)
   local v
-  v=$(http_get "$RELAY_ADMIN" /metrics | awk -v n="$1" '$1 == n {print $2}')
+  v=$(http_get "${RELAY_ADMIN[relay]}" /metrics | awk -v n="$1" '$1 == n {print $2}')
   echo "${v:-0}"
 }
 
@@ -60,7 +29,7 @@ cat >"$T/page.html" <<EOF
 <!doctype html>
 <html><body><pre id="out">pending</pre><script>
 const cfg = {
-  iceServers: [{urls: ['turn:127.0.0.1:$RELAY_PORT?transport=udp'], username: '$user',
+  iceServers: [{urls: ['turn:127.0.0.1:${RELAY_PORT[relay]}?transport=udp'], username: '$user',
                 credential: '$pass'}],
   iceTransportPolicy: 'relay'
 };

@@ -12,46 +12,10 @@
 #    SIGTERM exits 0; no sanitizer report.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-RELAY_BIN=$PARLEY_BIN/relay/parley-relay
 DRIVE=$PARLEY_BIN/tests/tools/parley-turn-drive
+# the relays: lib.sh's start_relay (stopped, and checked for sanitizer reports, at exit)
 SECRET=media-test-secret
-declare -A RELAY_PORT=() RELAY_ADMIN=()
-
-# start_relay NAME ALLOW [EXTRA]: a relay on 127.0.0.1, peers in ALLOW allowed, EXTRA config
-start_relay() {
-  local name=$1 allow=$2 extra=${3:-} try lo
-  for try in 1 2 3 4; do
-    free_port "RELAY_PORT[$name]"
-    free_port "RELAY_ADMIN[$name]"
-    lo=$((40000 + (RANDOM % 100) * 200))
-    cat >"$T/conf/$name.conf" <<EOF
-listen_host = 127.0.0.1
-listen_port = ${RELAY_PORT[$name]}
-relay_ip = 127.0.0.1
-relay_port_min = $lo
-relay_port_max = $((lo + 199))
-realm = parley.test
-secrets = $SECRET
-allow_peers = $allow
-admin_port = ${RELAY_ADMIN[$name]}
-log_level = $LOG_LEVEL
-$extra
-EOF
-    _start "$name" "$RELAY_BIN" --config "$T/conf/$name.conf"
-    if _wait_ready "$name" "${RELAY_ADMIN[$name]}"; then return 0; fi
-  done
-  fail "$name did not start"
-}
-
-stop_relays() {
-  local name
-  for name in "${!RELAY_PORT[@]}"; do _stop "$name"; done
-  if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T"/logs/relay*.log \
-        >/dev/null 2>&1; then
-    SERVICE_PROBLEMS+=("sanitizer report in a relay log")
-  fi
-}
-on_exit stop_relays
+RELAY_SECRET=$SECRET
 
 metric() { # relay name[{labels}] -> value (0 when absent)
   local v
@@ -92,7 +56,7 @@ $ERR"
 }
 
 # --- a relay that may relay to loopback ------------------------------------------------------
-start_relay relay 127.0.0.1/32
+start_relay relay 127.0.0.1 127.0.0.1/32
 
 drive relay audio --seconds 3
 assert_call_ok "audio"
@@ -127,7 +91,8 @@ assert_contains "$OUT" "relay answered 401" "expired username"
 assert_eq 0 "$(metric relay parley_relay_allocations)" "no allocation left by refused clients"
 
 # --- nonces that go stale during the call ---------------------------------------------------
-start_relay relay_stale 127.0.0.1/32 "nonce_ttl_s = 10"
+RELAY_EXTRA[relay_stale]="nonce_ttl_s = 10"
+start_relay relay_stale 127.0.0.1 127.0.0.1/32
 drive relay_stale stale --seconds 12 --refresh 11
 assert_call_ok "stale nonce"
 for e in A B; do
@@ -137,7 +102,7 @@ done
 assert_eq 0 "$(metric relay_stale parley_relay_allocations)" "allocations deleted (stale)"
 
 # --- a relay that does not relay to loopback -------------------------------------------------
-start_relay relay_strict ""
+start_relay relay_strict 127.0.0.1 ""
 drive relay_strict strict --seconds 1
 assert_eq 1 "$RC" "loopback peer: exit"
 assert_contains "$OUT" "CreatePermission: relay answered 403" "loopback peer"

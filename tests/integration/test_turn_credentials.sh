@@ -17,46 +17,21 @@ UCLIENT=$(command -v turnutils_uclient || true)
 UPEER=$(command -v turnutils_peer || true)
 [ -n "$UCLIENT" ] && [ -n "$UPEER" ] ||
   fail "turnutils_uclient/turnutils_peer not installed (scripts/install-deps installs coturn)"
-RELAY_BIN=$PARLEY_BIN/relay/parley-relay
 DRIVE_BIN=$PARLEY_BIN/tests/tools/parley-turncreds-drive
 [ -x "$DRIVE_BIN" ] || fail "tool missing: $DRIVE_BIN"
 SECRET=turn-creds-test-$(hex_random 8)
 RATE=5
 
-# --- the relay: loopback peers allowed (the test's peer is on 127.0.0.1), the gateways' secret
-# second in its list (rotation: the relay accepts both, the gateways mint with theirs)
+# --- the relay (lib.sh's start_relay): loopback peers allowed (the test's peer is on
+# 127.0.0.1), the gateways' secret second in its list (rotation: the relay accepts both, the
+# gateways mint with theirs)
+RELAY_SECRET=$SECRET
+RELAY_SECRETS="older-secret, $SECRET"
 TURN_PORT='' TURN_ADMIN=''
 start_turn_relay() {
-  local try lo
-  for try in 1 2 3 4; do
-    free_port TURN_PORT
-    free_port TURN_ADMIN
-    lo=$((40000 + (RANDOM % 100) * 200))
-    cat >"$T/conf/relay.conf" <<EOF
-listen_host = 127.0.0.1
-listen_port = $TURN_PORT
-relay_ip = 127.0.0.1
-relay_port_min = $lo
-relay_port_max = $((lo + 199))
-realm = parley.test
-secrets = older-secret, $SECRET
-allow_peers = 127.0.0.1
-admin_port = $TURN_ADMIN
-log_level = $LOG_LEVEL
-EOF
-    _start relay "$RELAY_BIN" --config "$T/conf/relay.conf"
-    if _wait_ready relay "$TURN_ADMIN"; then return 0; fi
-  done
-  fail "relay did not start"
+  start_relay relay
+  TURN_PORT=${RELAY_PORT[relay]} TURN_ADMIN=${RELAY_ADMIN[relay]}
 }
-stop_turn_relay() {
-  _stop relay
-  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T/logs/relay.log" \
-        2>/dev/null; then
-    SERVICE_PROBLEMS+=("sanitizer report in the relay log")
-  fi
-}
-on_exit stop_turn_relay
 
 relay_metric() { metric_sum "$TURN_ADMIN" "$1" "${2:-}"; }
 

@@ -54,9 +54,7 @@
  * "registered NAME" or "error CODE msg=..."; needs no home. */
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +62,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "devlist.h"
-#include "parley_client.h"
+#include "drive.h"
 #include "prekey_sig.h"
 
 #define DEFAULT_TIMEOUT_S 30.0
@@ -79,52 +77,18 @@ typedef struct {
 } action;
 
 typedef struct {
-    uv_loop_t loop;
-    pc_ctx *ctx;
-    pc_home home;
-    int home_open;
-    pc_conn *conn;
+    drive_base b;   /* b.conn: opened here (no session); b.wait: --wait-close */
     pc_identity id; /* who we authenticate as */
-    const char *server, *as;
+    const char *as;
     int open_while_authing;
     const char *reg_kind, *reg_name; /* --register */
     pc_keys reg_keys;
-    double timeout_s;
     action *acts;
     int nacts, next;
-    uv_timer_t deadline, wait;
     int closed, close_code, waiting_close;
-    int done, rc;
 } drive;
 
 static void run(drive *d);
-
-static void stop(drive *d, int rc)
-{
-    if (d->done)
-        return;
-    d->done = 1;
-    d->rc = rc;
-    fflush(stdout);
-    uv_timer_stop(&d->deadline);
-    uv_timer_stop(&d->wait);
-    uv_stop(&d->loop);
-}
-
-static void fail(drive *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(drive *d, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (d->done)
-        return;
-    fputs("parley-devlist-drive: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    stop(d, 1);
-}
 
 static void next_action(drive *d)
 {
@@ -195,11 +159,22 @@ static int report_error(drive *d, const Parley__V1__ServerFrame *f, const pc_sta
         return 0;
     }
     if (!f) {
-        fail(d, "%s", st ? st->msg : "no answer");
+        drive_fail(&d->b, "%s", st ? st->msg : "no answer");
         return -1;
     }
-    fail(d, "unexpected answer (frame case %d)", (int)f->body_case);
+    drive_fail(&d->b, "unexpected answer (frame case %d)", (int)f->body_case);
     return -1;
+}
+
+/* The answer to the current request: 1 when it is of body case want; 0 when it was a server
+ * error, printed (the run goes on); -1 when the run has failed or ended. */
+static int answer(drive *d, const Parley__V1__ServerFrame *f, const pc_status *st, int want)
+{
+    if (d->b.done)
+        return -1;
+    if (f && (int)f->body_case == want)
+        return 1;
+    return report_error(d, f, st);
 }
 
 /* ---- GetDevices ---------------------------------------------------------------------------- */
@@ -216,7 +191,7 @@ static void print_devices(drive *d, const Parley__V1__DeviceList *dl, int own)
         rows[nr++] = dl->devices[i]->device_id;
     pdl_list *lists = calloc(dl->n_lists ? dl->n_lists : 1, sizeof *lists);
     if (!lists) {
-        fail(d, "out of memory");
+        drive_fail(&d->b, "out of memory");
         return;
     }
     for (size_t i = 0; i < dl->n_lists; i++) {
@@ -229,7 +204,7 @@ static void print_devices(drive *d, const Parley__V1__DeviceList *dl, int own)
     const char *key = "-";
     if (own)
         key = dl->account_key.len == 32 &&
-                      !memcmp(dl->account_key.data, d->home.id.keys.account_pk, 32)
+                      !memcmp(dl->account_key.data, d->b.home.id.keys.account_pk, 32)
                   ? "match"
                   : "other";
     printf("devices latest=%" PRIu64 " key=%s rows=%s lists=%s\n", dl->latest_version, key,
@@ -258,15 +233,13 @@ static void get_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_stat
                      void *ud)
 {
     drive *d = ud;
+    int rc = answer(d, f, st, PARLEY__V1__SERVER_FRAME__BODY_DEVICES);
 
     (void)c;
-    if (d->done)
+    if (rc < 0)
         return;
-    if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES) {
-        print_devices(d, f->devices, !strcmp(d->acts[d->next].arg, d->home.id.username));
-    } else if (report_error(d, f, st) < 0) {
-        return;
-    }
+    if (rc)
+        print_devices(d, f->devices, !strcmp(d->acts[d->next].arg, d->b.home.id.username));
     next_action(d);
 }
 
@@ -277,16 +250,15 @@ static void publish_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_
 {
     drive *d = ud;
     char a[IDS_TEXT_MAX], b[IDS_TEXT_MAX];
+    int rc = answer(d, f, st, PARLEY__V1__SERVER_FRAME__BODY_DEVICE_LIST_OK);
 
     (void)c;
-    if (d->done)
+    if (rc < 0)
         return;
-    if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICE_LIST_OK) {
+    if (rc) {
         const Parley__V1__DeviceListOk *ok = f->device_list_ok;
         printf("published v=%" PRIu64 " added=%s removed=%s\n", ok->version,
                ids_text(a, ok->added, ok->n_added), ids_text(b, ok->removed, ok->n_removed));
-    } else if (report_error(d, f, st) < 0) {
-        return;
     }
     next_action(d);
 }
@@ -373,11 +345,11 @@ static int build_and_publish(drive *d, const Parley__V1__DeviceList *dl)
     uint8_t account_sk[64], account_pk[32];
 
     memset(&bl, 0, sizeof bl);
-    memcpy(account_sk, d->home.id.keys.account_sk, 64);
+    memcpy(account_sk, d->b.home.id.keys.account_sk, 64);
     if (dl->n_lists > 0) {
         const Parley__V1__SignedDeviceList *s = dl->lists[dl->n_lists - 1];
         if (pdl_parse(s->body.data, s->body.len, l, NULL) != 0) {
-            fail(d, "the current list does not parse");
+            drive_fail(&d->b, "the current list does not parse");
             return -1;
         }
         l->has_prev = 1;
@@ -387,7 +359,7 @@ static int build_and_publish(drive *d, const Parley__V1__DeviceList *dl)
         bl.n = l->n;
     } else {
         /* no list yet (an account from before signed lists): version 1 of the device rows */
-        snprintf(l->account, sizeof l->account, "%s", d->home.id.username);
+        snprintf(l->account, sizeof l->account, "%s", d->b.home.id.username);
         l->version = 1;
         for (size_t i = 0; i < dl->n_devices && i < PARLEY_MAX_DEVICES_PER_ACCOUNT; i++) {
             pdl_device dev;
@@ -410,12 +382,12 @@ static int build_and_publish(drive *d, const Parley__V1__DeviceList *dl)
             pc_home h;
             pc_status hst;
             if (pc_home_open(&h, tok + 8, 0, &hst) < 0) {
-                fail(d, "addhome: %s", hst.msg);
+                drive_fail(&d->b, "addhome: %s", hst.msg);
                 return -1;
             }
             if (pc_home_load(&h, &hst) < 0) {
                 pc_home_free(&h);
-                fail(d, "addhome: %s", hst.msg);
+                drive_fail(&d->b, "addhome: %s", hst.msg);
                 return -1;
             }
             dev.device_id = l->max_device_id + 1;
@@ -455,7 +427,7 @@ static int build_and_publish(drive *d, const Parley__V1__DeviceList *dl)
             seed_hash(h, tok + 7, "account");
             crypto_sign_seed_keypair(account_pk, account_sk, h);
         } else {
-            fail(d, "bad --publish item %s", tok);
+            drive_fail(&d->b, "bad --publish item %s", tok);
             return -1;
         }
     }
@@ -466,7 +438,7 @@ static int build_and_publish(drive *d, const Parley__V1__DeviceList *dl)
     size_t len;
     uint8_t *body = encode_any(&bl, &len), sig[PDL_SIG_BYTES];
     if (!body) {
-        fail(d, "out of memory");
+        drive_fail(&d->b, "out of memory");
         return -1;
     }
     pdl_sign(sig, body, len, account_sk);
@@ -484,10 +456,10 @@ static int build_and_publish(drive *d, const Parley__V1__DeviceList *dl)
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_PUBLISH_DEVICE_LIST;
     f.publish_device_list = &p;
     pc_status st;
-    int rc = pc_conn_request(d->conn, &f, publish_done, d, &st);
+    int rc = pc_conn_request(d->b.conn, &f, publish_done, d, &st);
     free(body);
     if (rc < 0)
-        fail(d, "publish: %s", st.msg);
+        drive_fail(&d->b, "publish: %s", st.msg);
     return rc;
 }
 
@@ -495,15 +467,13 @@ static void publish_current_done(pc_conn *c, const Parley__V1__ServerFrame *f,
                                  const pc_status *st, void *ud)
 {
     drive *d = ud;
+    int rc = answer(d, f, st, PARLEY__V1__SERVER_FRAME__BODY_DEVICES);
 
     (void)c;
-    if (d->done)
+    if (rc == 0)
+        next_action(d);
+    if (rc <= 0)
         return;
-    if (!f || f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES) {
-        if (report_error(d, f, st) == 0)
-            next_action(d);
-        return;
-    }
     build_and_publish(d, f->devices);
 }
 
@@ -513,14 +483,13 @@ static void send_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_sta
                       void *ud)
 {
     drive *d = ud;
+    int rc = answer(d, f, st, PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT);
 
     (void)c;
-    if (d->done)
+    if (rc < 0)
         return;
-    if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT)
+    if (rc)
         printf("sent n=%zu\n", f->send_result->n_stored);
-    else if (report_error(d, f, st) < 0)
-        return;
     next_action(d);
 }
 
@@ -534,15 +503,13 @@ static void send_devices_done(pc_conn *c, const Parley__V1__ServerFrame *f, cons
     uint8_t content[16];
     char ids[SPEC_MAX];
     size_t n = 0;
+    int rc = answer(d, f, st, PARLEY__V1__SERVER_FRAME__BODY_DEVICES);
 
     (void)c;
-    if (d->done)
+    if (rc == 0)
+        next_action(d);
+    if (rc <= 0)
         return;
-    if (!f || f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES) {
-        if (report_error(d, f, st) == 0)
-            next_action(d);
-        return;
-    }
     randombytes_buf(content, sizeof content);
     snprintf(ids, sizeof ids, "%s", a->arg2);
     for (char *tok = strtok(ids, ","); tok && n < PARLEY_MAX_DEVICES_PER_ACCOUNT * 2;
@@ -568,8 +535,8 @@ static void send_devices_done(pc_conn *c, const Parley__V1__ServerFrame *f, cons
     cf.body_case = PARLEY__V1__CLIENT_FRAME__BODY_SEND;
     cf.send = &s;
     pc_status st2;
-    if (pc_conn_request(d->conn, &cf, send_done, d, &st2) < 0)
-        fail(d, "send: %s", st2.msg);
+    if (pc_conn_request(d->b.conn, &cf, send_done, d, &st2) < 0)
+        drive_fail(&d->b, "send: %s", st2.msg);
 }
 
 /* ---- prekeys ------------------------------------------------------------------------------- */
@@ -580,11 +547,11 @@ static void upload_done(pc_conn *c, const pc_status *st, const pc_prekeys_counts
     drive *d = ud;
 
     (void)c;
-    if (d->done)
+    if (d->b.done)
         return;
     if (!counts) {
         if (st->kind != PC_ERR_SERVER) {
-            fail(d, "upload: %s", st->msg);
+            drive_fail(&d->b, "upload: %s", st->msg);
             return;
         }
         printf("error %s msg=%s\n", pc_error_name(st->server_code), st->msg);
@@ -612,10 +579,10 @@ static int do_upload(drive *d, long n)
         opks[i].id = (uint32_t)(i + 1);
         randombytes_buf(opks[i].pk, sizeof opks[i].pk);
     }
-    int rc = pc_prekeys_upload(d->conn, &spk, opks, (size_t)n, 0, upload_done, d, &st);
+    int rc = pc_prekeys_upload(d->b.conn, &spk, opks, (size_t)n, 0, upload_done, d, &st);
     free(opks);
     if (rc < 0)
-        fail(d, "upload: %s", st.msg);
+        drive_fail(&d->b, "upload: %s", st.msg);
     return rc;
 }
 
@@ -637,11 +604,11 @@ static void conn_closed(pc_conn *c, const pc_status *st, void *ud)
     (void)c;
     d->closed = 1;
     d->close_code = st->close_code;
-    if (d->done)
+    if (d->b.done)
         return;
     if (d->waiting_close) {
         d->waiting_close = 0;
-        uv_timer_stop(&d->wait);
+        uv_timer_stop(&d->b.wait);
         printf("closed %d\n", d->close_code);
         next_action(d);
         return;
@@ -662,15 +629,14 @@ static void register_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc
                           void *ud)
 {
     drive *d = ud;
+    int rc = answer(d, f, st, PARLEY__V1__SERVER_FRAME__BODY_REGISTER_OK);
 
     (void)c;
-    if (d->done)
+    if (rc < 0)
         return;
-    if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_REGISTER_OK)
+    if (rc)
         printf("registered %s\n", f->register_ok->username);
-    else if (report_error(d, f, st) < 0)
-        return;
-    stop(d, 0);
+    drive_stop(&d->b, 0);
 }
 
 static void register_challenge(pc_conn *c, const pc_challenge *ch, const pc_status *st,
@@ -681,10 +647,10 @@ static void register_challenge(pc_conn *c, const pc_challenge *ch, const pc_stat
     uint8_t tr[PAUTH_TRANSCRIPT_MAX], asig[64], dsig[64], lsig[PDL_SIG_BYTES];
     char name[PARLEY_NAME_MAX + 1];
 
-    if (d->done)
+    if (d->b.done)
         return;
     if (!ch || pauth_name_normalize(d->reg_name, name) != 0) {
-        fail(d, "register: %s", ch ? "invalid name" : st->msg);
+        drive_fail(&d->b, "register: %s", ch ? "invalid name" : st->msg);
         return;
     }
     size_t trlen = pauth_register_transcript(tr, ch->nonce, name, k->account_pk, k->signing_pk,
@@ -711,7 +677,7 @@ static void register_challenge(pc_conn *c, const pc_challenge *ch, const pc_stat
     size_t len;
     uint8_t *body = encode_any(&bl, &len);
     if (!body) {
-        fail(d, "out of memory");
+        drive_fail(&d->b, "out of memory");
         return;
     }
     pdl_sign(lsig, body, len, k->account_sk);
@@ -745,7 +711,7 @@ static void register_challenge(pc_conn *c, const pc_challenge *ch, const pc_stat
     int rc = pc_conn_request(c, &f, register_done, d, &st2);
     free(body);
     if (rc < 0)
-        fail(d, "register: %s", st2.msg);
+        drive_fail(&d->b, "register: %s", st2.msg);
 }
 
 /* ---- the action loop ----------------------------------------------------------------------- */
@@ -754,29 +720,29 @@ static void run(drive *d)
 {
     pc_status st;
 
-    if (d->done)
+    if (d->b.done)
         return;
     if (d->next >= d->nacts) {
-        stop(d, 0);
+        drive_stop(&d->b, 0);
         return;
     }
     const action *a = &d->acts[d->next];
     if (d->closed && a->kind != A_WAIT_CLOSE) {
-        fail(d, "the connection is closed (code %d)", d->close_code);
+        drive_fail(&d->b, "the connection is closed (code %d)", d->close_code);
         return;
     }
     switch (a->kind) {
     case A_GET:
-        if (pc_get_devices(d->conn, a->arg, strtoull(a->arg2, NULL, 10), get_done, d, &st) < 0)
-            fail(d, "get: %s", st.msg);
+        if (pc_get_devices(d->b.conn, a->arg, strtoull(a->arg2, NULL, 10), get_done, d, &st) < 0)
+            drive_fail(&d->b, "get: %s", st.msg);
         break;
     case A_PUBLISH:
-        if (pc_get_devices(d->conn, d->home.id.username, 0, publish_current_done, d, &st) < 0)
-            fail(d, "publish: %s", st.msg);
+        if (pc_get_devices(d->b.conn, d->b.home.id.username, 0, publish_current_done, d, &st) < 0)
+            drive_fail(&d->b, "publish: %s", st.msg);
         break;
     case A_SEND:
-        if (pc_get_devices(d->conn, a->arg, 0, send_devices_done, d, &st) < 0)
-            fail(d, "send: %s", st.msg);
+        if (pc_get_devices(d->b.conn, a->arg, 0, send_devices_done, d, &st) < 0)
+            drive_fail(&d->b, "send: %s", st.msg);
         break;
     case A_UPLOAD:
         do_upload(d, strtol(a->arg, NULL, 10));
@@ -788,7 +754,7 @@ static void run(drive *d)
             return;
         }
         d->waiting_close = 1;
-        uv_timer_start(&d->wait, wait_cb, (uint64_t)llround(atof(a->arg) * 1000), 0);
+        uv_timer_start(&d->b.wait, wait_cb, (uint64_t)llround(atof(a->arg) * 1000), 0);
         break;
     }
 }
@@ -798,14 +764,14 @@ static void auth_done(pc_conn *c, const pc_status *st, const Parley__V1__AuthOk 
     drive *d = ud;
 
     (void)c;
-    if (d->done)
+    if (d->b.done)
         return;
     if (!ok) {
         if (st->kind == PC_ERR_SERVER) {
             printf("auth-error %s\n", pc_error_name(st->server_code));
-            stop(d, 0);
+            drive_stop(&d->b, 0);
         } else {
-            fail(d, "auth: %s", st->msg);
+            drive_fail(&d->b, "auth: %s", st->msg);
         }
         return;
     }
@@ -815,7 +781,7 @@ static void auth_done(pc_conn *c, const pc_status *st, const Parley__V1__AuthOk 
 
 static void deadline_cb(uv_timer_t *t)
 {
-    fail(t->data, "timed out");
+    drive_fail(t->data, "timed out");
 }
 
 /* ---- --open-while-authing ------------------------------------------------------------------ */
@@ -826,7 +792,7 @@ static void opened_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
     drive *d = ud;
 
     (void)c;
-    if (d->done)
+    if (d->b.done)
         return;
     if (f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_PROVISION_OPENED)
         printf("open-opened\n");
@@ -834,7 +800,7 @@ static void opened_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
         printf("open-error %s msg=%s\n", pc_error_name(f->error->code),
                f->error->message ? f->error->message : "");
     else
-        fail(d, "open: %s", f ? "unexpected answer" : st->msg);
+        drive_fail(&d->b, "open: %s", f ? "unexpected answer" : st->msg);
 }
 
 static void answered(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
@@ -860,41 +826,28 @@ static void answered(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_stat
 static void challenged(pc_conn *c, const pc_challenge *ch, const pc_status *st, void *ud)
 {
     drive *d = ud;
-    const pc_identity *id = &d->id;
-    uint8_t tr[PAUTH_TRANSCRIPT_MAX], sig[64];
+    uint8_t sig[64];
     uint64_t now = ch && ch->server_time_ms ? ch->server_time_ms : pclock_wall_ms();
     Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
     Parley__V1__AuthAnswer a = PARLEY__V1__AUTH_ANSWER__INIT;
     Parley__V1__ProvisionOpen o = PARLEY__V1__PROVISION_OPEN__INIT;
     uint8_t data[32] = {0};
     pc_status err;
-    size_t trlen;
 
-    if (d->done)
+    if (d->b.done)
         return;
     if (!ch) {
-        fail(d, "no challenge: %s", st ? st->msg : "closed");
+        drive_fail(&d->b, "no challenge: %s", st ? st->msg : "closed");
         return;
     }
-    trlen = pauth_auth_transcript(tr, ch->nonce, ch->gateway_id, id->username, id->device_id,
-                                  now);
-    if (!trlen) {
-        fail(d, "cannot build the auth transcript");
+    if (drive_auth_answer(&d->id, ch, now, &a, sig) < 0) {
+        drive_fail(&d->b, "cannot build the auth transcript");
         return;
     }
-    if (id->device_id == 0)
-        pc_keys_sign_account(&id->keys, sig, tr, trlen);
-    else
-        pc_keys_sign_device(&id->keys, sig, tr, trlen);
-    a.account = (char *)id->username;
-    a.device_id = id->device_id;
-    a.timestamp_ms = now;
-    a.signature.data = sig;
-    a.signature.len = sizeof sig;
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_AUTH;
     f.auth = &a;
     if (pc_conn_request(c, &f, answered, d, &err) < 0) {
-        fail(d, "auth: %s", err.msg);
+        drive_fail(&d->b, "auth: %s", err.msg);
         return;
     }
     o.data.data = data;
@@ -902,42 +855,27 @@ static void challenged(pc_conn *c, const pc_challenge *ch, const pc_status *st, 
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_PROVISION_OPEN;
     f.provision_open = &o;
     if (pc_conn_request(c, &f, opened_done, d, &err) < 0)
-        fail(d, "open: %s", err.msg);
+        drive_fail(&d->b, "open: %s", err.msg);
 }
 
 /* ---- arguments and main -------------------------------------------------------------------- */
 
-static int usage(const char *why)
-{
-    fprintf(stderr, "parley-devlist-drive: %s\n"
-                    "usage: parley-devlist-drive --home DIR [--server URL] [--timeout S]"
-                    " [--as primary|account|dev:SEED:ID] ACTION...\n",
-            why);
-    return 2;
-}
-
 static int parse(drive *d, int argc, char **argv)
 {
-    pc_status st;
-
-    d->timeout_s = DEFAULT_TIMEOUT_S;
     d->as = "primary";
     d->acts = calloc((size_t)argc, sizeof *d->acts);
     if (!d->acts)
-        return usage("out of memory");
+        return drive_usage(&d->b, "out of memory");
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         int left = argc - i - 1;
         action *a = &d->acts[d->nacts];
-        if (!strcmp(o, "--home") && left >= 1) {
-            if (pc_home_open(&d->home, argv[++i], 0, &st) < 0)
-                return usage(st.msg);
-            d->home_open = 1;
-        } else if (!strcmp(o, "--server") && left >= 1) {
-            d->server = argv[++i];
-        } else if (!strcmp(o, "--timeout") && left >= 1) {
-            d->timeout_s = atof(argv[++i]);
-        } else if (!strcmp(o, "--as") && left >= 1) {
+        int rc = drive_common_option(&d->b, argc, argv, &i);
+        if (rc == 1)
+            continue;
+        if (rc)
+            return rc;
+        if (!strcmp(o, "--as") && left >= 1) {
             d->as = argv[++i];
         } else if (!strcmp(o, "--open-while-authing")) {
             d->open_while_authing = 1;
@@ -972,74 +910,64 @@ static int parse(drive *d, int argc, char **argv)
             a->arg = argv[++i];
             d->nacts++;
         } else {
-            return usage("unknown argument");
+            return drive_usage(&d->b, "unknown argument");
         }
     }
-    if (!d->home_open && !(d->reg_kind && d->server))
-        return usage("--home is required (or --server and --register)");
+    if (!d->b.home_open && !(d->reg_kind && d->b.server))
+        return drive_usage(&d->b, "--home is required (or --server and --register)");
     return 0;
 }
 
 static int start(drive *d)
 {
+    static const pc_conn_events ev = {NULL, conn_frame, conn_closed};
     pc_status st;
-    pc_conn_events ev = {NULL, conn_frame, conn_closed};
 
     if (d->reg_kind) {
-        d->ctx = pc_ctx_new(&d->loop, getenv("PARLEY_PROBE_VERBOSE") != NULL, &st);
-        if (!d->ctx || pc_keys_generate(&d->reg_keys, &st) < 0 ||
-            !(d->conn = pc_conn_open(d->ctx, d->server, &ev, d, &st))) {
-            fail(d, "%s", st.msg);
+        if (drive_start_ctx(&d->b) < 0)
+            return -1;
+        if (pc_keys_generate(&d->reg_keys, &st) < 0 ||
+            !(d->b.conn = pc_conn_open(d->b.ctx, d->b.server, &ev, d, &st))) {
+            drive_fail(&d->b, "%s", st.msg);
             return -1;
         }
-        pc_conn_on_challenge(d->conn, register_challenge, d);
-        uv_timer_start(&d->deadline, deadline_cb, (uint64_t)llround(d->timeout_s * 1000), 0);
+        pc_conn_on_challenge(d->b.conn, register_challenge, d);
+        drive_arm(&d->b, deadline_cb);
         return 0;
     }
-    if (pc_home_load(&d->home, &st) < 0) {
-        fail(d, "%s", st.msg);
+    if (drive_load_home(&d->b) < 0)
         return -1;
-    }
     for (int i = 0; i < d->nacts; i++)
         if (d->acts[i].kind == A_GET && !d->acts[i].arg)
-            d->acts[i].arg = d->home.id.username;
-    d->id = d->home.id;
+            d->acts[i].arg = d->b.home.id.username;
+    d->id = d->b.home.id;
     if (!strcmp(d->as, "account")) {
         d->id.device_id = 0;
     } else if (!strncmp(d->as, "dev:", 4)) {
         char seed[SPEC_MAX];
         const char *colon = strrchr(d->as + 4, ':');
         if (!colon || colon == d->as + 4) {
-            fail(d, "--as dev:SEED:ID");
+            drive_fail(&d->b, "--as dev:SEED:ID");
             return -1;
         }
         snprintf(seed, sizeof seed, "%.*s", (int)(colon - (d->as + 4)), d->as + 4);
         made_up_keys(seed, &d->id.keys);
-        memcpy(d->id.keys.account_pk, d->home.id.keys.account_pk, 32);
+        memcpy(d->id.keys.account_pk, d->b.home.id.keys.account_pk, 32);
         d->id.device_id = (uint32_t)strtoul(colon + 1, NULL, 10);
     } else if (strcmp(d->as, "primary") != 0) {
-        fail(d, "unknown --as %s", d->as);
+        drive_fail(&d->b, "unknown --as %s", d->as);
         return -1;
     }
-    if (!d->server)
-        d->server = d->home.server;
-    if (!d->server) {
-        fail(d, "no server: give --server");
+    if (drive_start_ctx(&d->b) < 0)
+        return -1;
+    d->b.conn = pc_conn_open(d->b.ctx, d->b.server, &ev, d, &st);
+    if (d->b.conn && d->open_while_authing) {
+        pc_conn_on_challenge(d->b.conn, challenged, d);
+    } else if (!d->b.conn || pc_auth_start(d->b.conn, &d->id, auth_done, d, &st) < 0) {
+        drive_fail(&d->b, "%s", st.msg);
         return -1;
     }
-    d->ctx = pc_ctx_new(&d->loop, getenv("PARLEY_PROBE_VERBOSE") != NULL, &st);
-    if (!d->ctx) {
-        fail(d, "%s", st.msg);
-        return -1;
-    }
-    d->conn = pc_conn_open(d->ctx, d->server, &ev, d, &st);
-    if (d->conn && d->open_while_authing) {
-        pc_conn_on_challenge(d->conn, challenged, d);
-    } else if (!d->conn || pc_auth_start(d->conn, &d->id, auth_done, d, &st) < 0) {
-        fail(d, "%s", st.msg);
-        return -1;
-    }
-    uv_timer_start(&d->deadline, deadline_cb, (uint64_t)llround(d->timeout_s * 1000), 0);
+    drive_arm(&d->b, deadline_cb);
     return 0;
 }
 
@@ -1049,34 +977,24 @@ int main(int argc, char **argv)
     int rc;
 
     memset(&d, 0, sizeof d);
-    if (sodium_init() < 0 || uv_loop_init(&d.loop) != 0) {
-        fputs("parley-devlist-drive: initialisation failed\n", stderr);
+    if (drive_init(&d.b, "parley-devlist-drive",
+                   "parley-devlist-drive --home DIR [--server URL] [--timeout S]"
+                   " [--as primary|account|dev:SEED:ID] ACTION...",
+                   DEFAULT_TIMEOUT_S) < 0)
         return 1;
-    }
-    uv_timer_init(&d.loop, &d.deadline);
-    uv_timer_init(&d.loop, &d.wait);
-    d.deadline.data = d.wait.data = &d;
-    signal(SIGPIPE, SIG_IGN);
     rc = parse(&d, argc, argv);
     if (rc == 0 && start(&d) == 0)
-        uv_run(&d.loop, UV_RUN_DEFAULT);
+        uv_run(&d.b.loop, UV_RUN_DEFAULT);
     else if (rc == 0)
         rc = 1;
 
-    /* the conn first: its pending requests are cancelled (callbacks see d.done) */
-    d.done = 1;
-    if (d.conn)
-        pc_conn_free(d.conn);
-    if (d.ctx)
-        pc_ctx_free(d.ctx);
-    uv_close((uv_handle_t *)&d.deadline, NULL);
-    uv_close((uv_handle_t *)&d.wait, NULL);
-    uv_run(&d.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&d.loop);
-    if (d.home_open)
-        pc_home_free(&d.home);
+    /* the conn first: its pending requests are cancelled (callbacks see d.b.done) */
+    d.b.done = 1;
+    if (d.b.conn)
+        pc_conn_free(d.b.conn);
+    drive_finish(&d.b);
     sodium_memzero(&d.id.keys, sizeof d.id.keys);
     sodium_memzero(&d.reg_keys, sizeof d.reg_keys);
     free(d.acts);
-    return rc ? rc : d.rc;
+    return rc ? rc : d.b.rc;
 }

@@ -34,16 +34,13 @@
  *   --derive SEED KIND ID  prints the public key hex of that derived key (KIND spk or otk);
  *                      needs no server, but runs after authentication like the rest. */
 #include <inttypes.h>
-#include <math.h>
-#include <signal.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "parley_client.h"
+#include "drive.h"
 #include "prekey_sig.h"
 
 #define DEFAULT_TIMEOUT_S 30.0
@@ -59,18 +56,10 @@ typedef struct {
 } action;
 
 typedef struct {
-    uv_loop_t loop;
-    pc_ctx *ctx;
-    pc_home home;
-    int home_open;
-    pc_session *sess;
-    pc_conn *conn;
-    const char *server;
-    double timeout_s;
+    drive_base b;    /* b.wait: the polls of --expect-low and --await-file */
     action *acts;
     int nacts, next;
     int busy;        /* the current action is waiting for something */
-    uv_timer_t deadline, poll;
     /* --storm */
     long storm_left, storm_inflight, storm_ok, storm_bundles, storm_otk, storm_none, storm_err;
     /* PrekeysLow pushes received and not yet taken by --expect-low */
@@ -81,33 +70,6 @@ typedef struct {
 } drive;
 
 static void run(drive *d);
-
-static void stop(drive *d, int rc)
-{
-    if (d->done)
-        return;
-    d->done = 1;
-    d->rc = rc;
-    fflush(stdout);
-    uv_timer_stop(&d->deadline);
-    uv_timer_stop(&d->poll);
-    uv_stop(&d->loop);
-}
-
-static void fail(drive *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(drive *d, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (d->done)
-        return;
-    fputs("parley-prekeys-drive: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    stop(d, 1);
-}
 
 static void hex(char *out, const uint8_t *p, size_t n)
 {
@@ -134,7 +96,7 @@ static int report_error(drive *d, const pc_status *st)
                (unsigned)st->retry_after_ms, st->msg);
         return 0;
     }
-    fail(d, "%s", st->msg);
+    drive_fail(&d->b, "%s", st->msg);
     return -1;
 }
 
@@ -153,7 +115,7 @@ static void upload_done(pc_conn *c, const pc_status *st, const pc_prekeys_counts
     drive *d = ud;
 
     (void)c;
-    if (d->done)
+    if (d->b.done)
         return;
     if (!counts) {
         if (report_error(d, st) < 0)
@@ -195,7 +157,7 @@ static int do_upload(drive *d, const char *spec)
         spk.id = (uint32_t)spk_id;
         derive(seed, "spk", spk.id, spk.pk);
         ppksig_transcript(t, spk.id, spk.pk);
-        pc_keys_sign_device(&d->home.id.keys, spk.sig, t, sizeof t);
+        pc_keys_sign_device(&d->b.home.id.keys, spk.sig, t, sizeof t);
         if (badsig)
             spk.sig[10] ^= 0x04;
     }
@@ -208,11 +170,11 @@ static int do_upload(drive *d, const char *spec)
             derive(seed, "otk", opks[i].id, opks[i].pk);
         }
     }
-    rc = pc_prekeys_upload(d->conn, spk_id ? &spk : NULL, opks, count > 0 ? (size_t)count : 0,
+    rc = pc_prekeys_upload(d->b.conn, spk_id ? &spk : NULL, opks, count > 0 ? (size_t)count : 0,
                            replace, upload_done, d, &st);
     free(opks);
     if (rc < 0)
-        fail(d, "upload: %s", st.msg);
+        drive_fail(&d->b, "upload: %s", st.msg);
     return rc;
 }
 
@@ -225,10 +187,10 @@ static void raw_done(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_stat
     pc_status r;
 
     (void)c;
-    if (d->done)
+    if (d->b.done)
         return;
     if (!f) {
-        fail(d, "%s", st->msg);
+        drive_fail(&d->b, "%s", st->msg);
         return;
     }
     if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
@@ -291,8 +253,8 @@ static int do_raw_upload(drive *d, const char *kind)
     u.one_time_prekeys = ptrs;
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_UPLOAD_PREKEYS;
     f.upload_prekeys = &u;
-    if (pc_conn_request(d->conn, &f, raw_done, d, &st) < 0) {
-        fail(d, "raw upload: %s", st.msg);
+    if (pc_conn_request(d->b.conn, &f, raw_done, d, &st) < 0) {
+        drive_fail(&d->b, "raw upload: %s", st.msg);
         return -1;
     }
     return 0;
@@ -331,7 +293,7 @@ static void fetch_done(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, vo
     drive *d = ud;
 
     (void)c;
-    if (d->done) {
+    if (d->b.done) {
         pc_prekey_bundles_free(b);
         return;
     }
@@ -370,7 +332,7 @@ static void storm_done(pc_conn *c, const pc_status *st, pc_prekey_bundles *b, vo
 
     (void)c;
     d->storm_inflight--;
-    if (d->done) {
+    if (d->b.done) {
         pc_prekey_bundles_free(b);
         return;
     }
@@ -408,8 +370,8 @@ static void storm_fire(drive *d)
     pc_status st;
 
     while (d->storm_left > 0 && d->storm_inflight < PARLEY_PENDING_LOOKUPS_MAX) {
-        if (pc_prekeys_fetch(d->conn, a->arg, NULL, 0, storm_done, d, &st) < 0) {
-            fail(d, "storm: %s", st.msg);
+        if (pc_prekeys_fetch(d->b.conn, a->arg, NULL, 0, storm_done, d, &st) < 0) {
+            drive_fail(&d->b, "storm: %s", st.msg);
             return;
         }
         d->storm_left--;
@@ -433,13 +395,13 @@ static void poll_cb(uv_timer_t *t)
     drive *d = t->data;
     const action *a = &d->acts[d->next];
 
-    if (d->done || !d->busy)
+    if (d->b.done || !d->busy)
         return;
     if (a->kind == A_EXPECT_LOW) {
         if (d->lows > 0) {
             d->lows--;
             printf("low %" PRIu32 "\n", d->low_count);
-        } else if (uv_now(&d->loop) < d->wait_until_ms) {
+        } else if (uv_now(&d->b.loop) < d->wait_until_ms) {
             return;
         } else {
             printf("no-low\n");
@@ -448,7 +410,7 @@ static void poll_cb(uv_timer_t *t)
         if (access(a->arg, F_OK) != 0)
             return;
     }
-    uv_timer_stop(&d->poll);
+    uv_timer_stop(&d->b.wait);
     next_action(d);
 }
 
@@ -456,9 +418,9 @@ static void poll_cb(uv_timer_t *t)
 
 static void run(drive *d)
 {
-    while (!d->done && !d->busy) {
+    while (!d->b.done && !d->busy) {
         if (d->next >= d->nacts) {
-            stop(d, 0);
+            drive_stop(&d->b, 0);
             return;
         }
         const action *a = &d->acts[d->next];
@@ -473,19 +435,19 @@ static void run(drive *d)
         switch (a->kind) {
         case A_UPLOAD:
             if (do_upload(d, a->arg) < 0)
-                stop(d, d->done ? d->rc : 2);
+                drive_stop(&d->b, d->b.done ? d->b.rc : 2);
             break;
         case A_RAW_UPLOAD:
             if (do_raw_upload(d, a->arg) < 0)
-                stop(d, d->done ? d->rc : 2);
+                drive_stop(&d->b, d->b.done ? d->b.rc : 2);
             break;
         case A_FETCH:
             if (parse_devices(a->arg2, ids, &n) < 0) {
-                stop(d, 2);
+                drive_stop(&d->b, 2);
                 break;
             }
-            if (pc_prekeys_fetch(d->conn, a->arg, n ? ids : NULL, n, fetch_done, d, &st) < 0)
-                fail(d, "fetch: %s", st.msg);
+            if (pc_prekeys_fetch(d->b.conn, a->arg, n ? ids : NULL, n, fetch_done, d, &st) < 0)
+                drive_fail(&d->b, "fetch: %s", st.msg);
             break;
         case A_STORM:
             d->storm_left = a->num;
@@ -494,11 +456,11 @@ static void run(drive *d)
             storm_fire(d);
             break;
         case A_EXPECT_LOW:
-            d->wait_until_ms = uv_now(&d->loop) + (uint64_t)a->num * 1000;
-            uv_timer_start(&d->poll, poll_cb, 0, POLL_MS);
+            d->wait_until_ms = uv_now(&d->b.loop) + (uint64_t)a->num * 1000;
+            uv_timer_start(&d->b.wait, poll_cb, 0, POLL_MS);
             break;
         case A_AWAIT_FILE:
-            uv_timer_start(&d->poll, poll_cb, 0, POLL_MS);
+            uv_timer_start(&d->b.wait, poll_cb, 0, POLL_MS);
             break;
         case A_DERIVE:
             derive(a->arg, a->arg2, (uint32_t)strtoul(a->arg3, NULL, 10), pk);
@@ -515,65 +477,42 @@ static void sess_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
 {
     drive *d = ud;
 
-    if (d->conn)
+    if (d->b.conn)
         return; /* re-authenticated after a drop: the run has failed already */
-    d->conn = pc_session_conn(s);
+    d->b.conn = pc_session_conn(s);
     printf("auth one_time=%" PRIu32 " spk=%" PRIu32 "\n", ok->one_time_prekeys,
            ok->signed_prekey_id);
     run(d);
-}
-
-static void sess_down(pc_session *s, const pc_status *st, int retrying, void *ud)
-{
-    drive *d = ud;
-
-    (void)s;
-    (void)retrying;
-    fail(d, "%s: %s", d->conn ? "connection lost" : "authentication failed", st->msg);
 }
 
 static void deadline_cb(uv_timer_t *t)
 {
     drive *d = t->data;
 
-    fail(d, "timed out after %g s at action %d", d->timeout_s, d->next + 1);
+    drive_fail(&d->b, "timed out after %g s at action %d", d->b.timeout_s, d->next + 1);
 }
 
 /* ---- arguments and main ------------------------------------------------------------------- */
-
-static int usage(const char *msg)
-{
-    fprintf(stderr, "parley-prekeys-drive: %s\n"
-            "usage: parley-prekeys-drive [--server URL] --home DIR [--timeout S] ACTION...\n",
-            msg);
-    return 2;
-}
 
 static int parse(drive *d, int argc, char **argv)
 {
     d->acts = calloc((size_t)argc, sizeof *d->acts);
     if (!d->acts)
-        return usage("out of memory");
-    d->timeout_s = DEFAULT_TIMEOUT_S;
+        return drive_usage(&d->b, "out of memory");
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         action *a = &d->acts[d->nacts];
         int need = !strcmp(o, "--fetch") || !strcmp(o, "--storm") ? 2
                    : !strcmp(o, "--derive")                        ? 3
                                                                    : 1;
+        int rc = drive_common_option(&d->b, argc, argv, &i);
+        if (rc == 1)
+            continue;
+        if (rc)
+            return rc;
         if (i + need >= argc)
-            return usage("an option lacks its value");
-        if (!strcmp(o, "--server")) {
-            d->server = argv[++i];
-        } else if (!strcmp(o, "--home")) {
-            if (pc_home_open(&d->home, argv[++i], 0, NULL) < 0)
-                return usage("cannot open the home folder");
-            d->home_open = 1;
-        } else if (!strcmp(o, "--timeout")) {
-            d->timeout_s = strtod(argv[++i], NULL);
-            if (!(d->timeout_s > 0))
-                return usage("--timeout wants seconds");
-        } else if (!strcmp(o, "--upload") || !strcmp(o, "--raw-upload") ||
+            return drive_usage(&d->b, "%s lacks its value", o);
+        if (!strcmp(o, "--upload") || !strcmp(o, "--raw-upload") ||
                    !strcmp(o, "--await-file")) {
             a->kind = !strcmp(o, "--upload")       ? A_UPLOAD
                       : !strcmp(o, "--raw-upload") ? A_RAW_UPLOAD
@@ -590,7 +529,7 @@ static int parse(drive *d, int argc, char **argv)
             a->arg = argv[++i];
             a->num = strtol(argv[++i], NULL, 10);
             if (a->num < 1)
-                return usage("--storm wants a count");
+                return drive_usage(&d->b, "--storm wants a count");
             d->nacts++;
         } else if (!strcmp(o, "--expect-low")) {
             a->kind = A_EXPECT_LOW;
@@ -603,41 +542,22 @@ static int parse(drive *d, int argc, char **argv)
             a->arg3 = argv[++i];
             d->nacts++;
         } else {
-            return usage("unknown argument");
+            return drive_usage(&d->b, "unknown argument");
         }
     }
-    if (!d->home_open)
-        return usage("--home is required");
+    if (!d->b.home_open)
+        return drive_usage(&d->b, "--home is required");
     return 0;
 }
 
 static int start(drive *d)
 {
-    pc_status st;
-    pc_session_events ev = { sess_up, NULL, sess_down, NULL, on_low };
+    static const pc_session_events ev = { sess_up, NULL, drive_session_down, NULL, on_low };
 
-    if (pc_home_load(&d->home, &st) < 0) {
-        fail(d, "%s", st.msg);
+    if (drive_load_home(&d->b) < 0 || drive_start_ctx(&d->b) < 0 ||
+        !drive_start_session(&d->b, &ev, d))
         return -1;
-    }
-    if (!d->server)
-        d->server = d->home.server;
-    if (!d->server) {
-        fail(d, "no server: give --server");
-        return -1;
-    }
-    d->ctx = pc_ctx_new(&d->loop, getenv("PARLEY_PROBE_VERBOSE") != NULL, &st);
-    if (!d->ctx) {
-        fail(d, "%s", st.msg);
-        return -1;
-    }
-    d->sess = pc_session_new(d->ctx, d->server, &d->home.id, &ev, d, &st);
-    if (!d->sess) {
-        fail(d, "%s", st.msg);
-        return -1;
-    }
-    pc_session_start(d->sess);
-    uv_timer_start(&d->deadline, deadline_cb, (uint64_t)llround(d->timeout_s * 1000), 0);
+    drive_arm(&d->b, deadline_cb);
     return 0;
 }
 
@@ -647,31 +567,16 @@ int main(int argc, char **argv)
     int rc;
 
     memset(&d, 0, sizeof d);
-    if (sodium_init() < 0 || uv_loop_init(&d.loop) != 0) {
-        fputs("parley-prekeys-drive: initialisation failed\n", stderr);
+    if (drive_init(&d.b, "parley-prekeys-drive",
+                   "parley-prekeys-drive [--server URL] --home DIR [--timeout S] ACTION...",
+                   DEFAULT_TIMEOUT_S) < 0)
         return 1;
-    }
-    uv_timer_init(&d.loop, &d.deadline);
-    uv_timer_init(&d.loop, &d.poll);
-    d.deadline.data = d.poll.data = &d;
-    signal(SIGPIPE, SIG_IGN);
     rc = parse(&d, argc, argv);
     if (rc == 0 && start(&d) == 0)
-        uv_run(&d.loop, UV_RUN_DEFAULT);
+        uv_run(&d.b.loop, UV_RUN_DEFAULT);
     else if (rc == 0)
         rc = 1;
-
-    /* the session first: its pending requests are cancelled (callbacks see d.done) */
-    d.done = 1;
-    pc_session_free(d.sess);
-    if (d.ctx)
-        pc_ctx_free(d.ctx);
-    uv_close((uv_handle_t *)&d.deadline, NULL);
-    uv_close((uv_handle_t *)&d.poll, NULL);
-    uv_run(&d.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&d.loop);
-    if (d.home_open)
-        pc_home_free(&d.home);
+    drive_finish(&d.b);
     free(d.acts);
-    return rc ? rc : d.rc;
+    return rc ? rc : d.b.rc;
 }

@@ -44,18 +44,14 @@
  *                               each waiting for its AckOk); prints "acked N" */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
-#include <signal.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
 #include "clock.h"
-#include "parley_client.h"
+#include "drive.h"
 
 #define DEFAULT_TIMEOUT_S 10.0
 #define PING_REQUEST_ID 7
@@ -110,24 +106,16 @@ typedef struct {
 } pconn;
 
 typedef struct probe {
-    const char *server;
+    drive_base b;      /* b.conn: where actions go, the current conn; NULL once it closed.
+                          b.wait: the linger after the last action */
     const char *home_dir;
     int keys_only;     /* --keys: the home's identity for --auth, no session */
-    double timeout_s;
     action *acts;
     int nacts;
 
-    uv_loop_t loop;
-    pc_ctx *ctx;
-    pc_home home;
-    int home_open;
-    pc_session *sess;
-    pc_conn *conn;     /* where actions go: the current conn; NULL once it closed */
     pconn conns[CONNS_MAX];
     int nconns;
     int cur;           /* index of the current conn in conns */
-    uv_timer_t deadline;
-    uv_timer_t linger;
     uv_timer_t flood_timer;
 
     int busy;          /* an action that completes later (--auth, --flood, --ack-received) */
@@ -153,34 +141,7 @@ typedef struct probe {
     uint64_t next_req;
     uint64_t last_req; /* request id of the probe's latest request, 0 if none */
     int started;
-    int done;
-    int rc;
 } probe;
-
-static void stop(probe *p, int rc)
-{
-    if (p->done)
-        return;
-    p->done = 1;
-    p->rc = rc;
-    uv_timer_stop(&p->deadline);
-    uv_stop(&p->loop);
-}
-
-static void fail(probe *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(probe *p, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (p->done)
-        return;
-    fputs("parley-probe: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    stop(p, 1);
-}
 
 static const char *act_name(const action *a)
 {
@@ -313,8 +274,8 @@ static int send_frame(probe *p, Parley__V1__ClientFrame *f)
 {
     pc_status st;
 
-    if (pc_conn_post(p->conn, f, &st) < 0) {
-        fail(p, "cannot send: %s", st.msg);
+    if (pc_conn_post(p->b.conn, f, &st) < 0) {
+        drive_fail(&p->b, "cannot send: %s", st.msg);
         return -1;
     }
     p->last_req = f->request_id;
@@ -342,7 +303,7 @@ static int send_envelopes(probe *p, const char *recipient, const char *list, siz
         free(env);
         free(envp);
         free(content);
-        fail(p, "out of memory");
+        drive_fail(&p->b, "out of memory");
         return -1;
     }
     randombytes_buf(content, content_len);
@@ -381,31 +342,20 @@ static void auth_on_challenge(pc_conn *c, const pc_challenge *ch, const pc_statu
     probe *p = ud;
     Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
     Parley__V1__AuthAnswer a = PARLEY__V1__AUTH_ANSWER__INIT;
-    const pc_identity *id = &p->home.id;
-    uint8_t tr[PAUTH_TRANSCRIPT_MAX], sig[64];
-    uint64_t now = pclock_wall_ms();
-    size_t trlen;
+    uint8_t sig[64];
     pc_status err;
 
     (void)c;
-    if (p->done)
+    if (p->b.done)
         return;
     if (!ch) {
-        fail(p, "--auth: no challenge: %s", st ? st->msg : "closed");
+        drive_fail(&p->b, "--auth: no challenge: %s", st ? st->msg : "closed");
         return;
     }
-    trlen = pauth_auth_transcript(tr, ch->nonce, ch->gateway_id, id->username, id->device_id,
-                                  now);
-    if (!trlen) {
-        fail(p, "--auth: cannot build the auth transcript");
+    if (drive_auth_answer(&p->b.home.id, ch, pclock_wall_ms(), &a, sig) < 0) {
+        drive_fail(&p->b, "--auth: cannot build the auth transcript");
         return;
     }
-    pc_keys_sign_device(&id->keys, sig, tr, trlen);
-    a.account = (char *)id->username;
-    a.device_id = id->device_id;
-    a.timestamp_ms = now;
-    a.signature.data = sig;
-    a.signature.len = sizeof sig;
     f.request_id = AUTH_REQUEST_ID;
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_AUTH;
     f.auth = &a;
@@ -413,12 +363,12 @@ static void auth_on_challenge(pc_conn *c, const pc_challenge *ch, const pc_statu
     p->auth_len = parley__v1__client_frame__get_packed_size(&f);
     p->auth_bytes = malloc(p->auth_len);
     if (!p->auth_bytes) {
-        fail(p, "out of memory");
+        drive_fail(&p->b, "out of memory");
         return;
     }
     parley__v1__client_frame__pack(&f, p->auth_bytes);
-    if (pc_conn_send_raw(p->conn, p->auth_bytes, p->auth_len, 1, &err) < 0) {
-        fail(p, "--auth: %s", err.msg);
+    if (pc_conn_send_raw(p->b.conn, p->auth_bytes, p->auth_len, 1, &err) < 0) {
+        drive_fail(&p->b, "--auth: %s", err.msg);
         return;
     }
     p->last_req = AUTH_REQUEST_ID;
@@ -432,11 +382,12 @@ static void flood_tick(uv_timer_t *t)
     probe *p = t->data;
     const action *a = &p->acts[p->next_act];
 
-    if (p->done || p->flood_sent >= a->num ||
+    if (p->b.done || p->flood_sent >= a->num ||
         p->flood_sent - p->flood_answered >= FLOOD_INFLIGHT_MAX)
         return;
-    if (!p->conn) {
-        fail(p, "--flood: the connection closed after %ld of %ld sends", p->flood_sent, a->num);
+    if (!p->b.conn) {
+        drive_fail(&p->b, "--flood: the connection closed after %ld of %ld sends",
+                   p->flood_sent, a->num);
         return;
     }
     if (send_envelopes(p, a->arg, a->arg2, (size_t)a->num2,
@@ -450,8 +401,8 @@ static void flood_answer(probe *p, const Parley__V1__ServerFrame *f)
     const action *a = &p->acts[p->next_act];
 
     if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_SEND_RESULT) {
-        fail(p, "--flood: send %" PRIu64 " was not accepted",
-             f->request_id - p->flood_first_req + 1);
+        drive_fail(&p->b, "--flood: send %" PRIu64 " was not accepted",
+                   f->request_id - p->flood_first_req + 1);
         return;
     }
     if (++p->flood_answered < a->num)
@@ -500,7 +451,7 @@ static void ack_answer(probe *p, const Parley__V1__ServerFrame *f)
     size_t n = p->ack_n - p->ack_done;
 
     if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_ACK_OK) {
-        fail(p, "--ack-received: an Ack was refused");
+        drive_fail(&p->b, "--ack-received: an Ack was refused");
         return;
     }
     p->ack_done += n > PARLEY_MAX_ACK_IDS ? PARLEY_MAX_ACK_IDS : n;
@@ -539,7 +490,7 @@ static int ack_start(probe *p)
             continue;
         uint64_t *n = realloc(p->ack_ids, (p->ack_n + 1) * sizeof *n);
         if (!n) {
-            fail(p, "out of memory");
+            drive_fail(&p->b, "out of memory");
             return -1;
         }
         p->ack_ids = n;
@@ -583,19 +534,19 @@ static int open_raw(probe *p)
     pconn *pc;
 
     if (p->nconns == CONNS_MAX) {
-        fail(p, "--new-conn: at most %d connections", CONNS_MAX);
+        drive_fail(&p->b, "--new-conn: at most %d connections", CONNS_MAX);
         return -1;
     }
     pc = &p->conns[p->nconns];
     pc->p = p;
     pc->ix = p->nconns;
-    pc->raw = pc_conn_open(p->ctx, p->server, &ev, pc, &st);
+    pc->raw = pc_conn_open(p->b.ctx, p->b.server, &ev, pc, &st);
     if (!pc->raw) {
-        fail(p, "%s", st.msg);
+        drive_fail(&p->b, "%s", st.msg);
         return -1;
     }
     p->cur = p->nconns++;
-    p->conn = pc->raw;
+    p->b.conn = pc->raw;
     p->last_req = 0;
     return 0;
 }
@@ -621,8 +572,8 @@ static int do_send(probe *p, const action *a)
         }
         return 0;
     }
-    if (!p->conn || cur_closed(p)) {
-        fail(p, "%s: the connection is closed", act_name(a));
+    if (!p->b.conn || cur_closed(p)) {
+        drive_fail(&p->b, "%s: the connection is closed", act_name(a));
         return -1;
     }
     switch (a->kind) {
@@ -631,24 +582,24 @@ static int do_send(probe *p, const action *a)
         uint8_t *buf = malloc(max);
         if (!buf || sodium_hex2bin(buf, max, a->arg, strlen(a->arg), NULL, &len, NULL) != 0) {
             free(buf);
-            fail(p, "--send-hex: not hex");
+            drive_fail(&p->b, "--send-hex: not hex");
             return -1;
         }
-        rc = pc_conn_send_raw(p->conn, buf, len, 1, &st);
+        rc = pc_conn_send_raw(p->b.conn, buf, len, 1, &st);
         free(buf);
         break;
     }
     case A_SEND_TEXT:
-        rc = pc_conn_send_raw(p->conn, a->arg, strlen(a->arg), 0, &st);
+        rc = pc_conn_send_raw(p->b.conn, a->arg, strlen(a->arg), 0, &st);
         break;
     case A_SEND_SIZE: {
         uint8_t *buf = malloc((size_t)a->num ? (size_t)a->num : 1);
         if (!buf) {
-            fail(p, "out of memory");
+            drive_fail(&p->b, "out of memory");
             return -1;
         }
         memset(buf, 0xab, (size_t)a->num);
-        rc = pc_conn_send_raw(p->conn, buf, (size_t)a->num, 1, &st);
+        rc = pc_conn_send_raw(p->b.conn, buf, (size_t)a->num, 1, &st);
         free(buf);
         break;
     }
@@ -667,15 +618,15 @@ static int do_send(probe *p, const action *a)
     case A_AUTH:
         p->busy = 1;
         /* may call back before returning: async_done then finds p->in_run set */
-        pc_conn_on_challenge(p->conn, auth_on_challenge, p);
+        pc_conn_on_challenge(p->b.conn, auth_on_challenge, p);
         return 1;
     case A_RESEND_AUTH:
         if (!p->auth_bytes) {
-            fail(p, "--resend-auth: no --auth before it");
+            drive_fail(&p->b, "--resend-auth: no --auth before it");
             return -1;
         }
-        if (pc_conn_send_raw(p->conn, p->auth_bytes, p->auth_len, 1, &st) < 0) {
-            fail(p, "--resend-auth: %s", st.msg);
+        if (pc_conn_send_raw(p->b.conn, p->auth_bytes, p->auth_len, 1, &st) < 0) {
+            drive_fail(&p->b, "--resend-auth: %s", st.msg);
             return -1;
         }
         p->last_req = AUTH_REQUEST_ID;
@@ -696,7 +647,7 @@ static int do_send(probe *p, const action *a)
         return 0;
     }
     if (rc < 0)
-        fail(p, "%s: %s", act_name(a), st.msg);
+        drive_fail(&p->b, "%s: %s", act_name(a), st.msg);
     else
         p->last_req = 0; /* raw bytes: whatever request id they carry is not ours to track */
     return rc;
@@ -704,18 +655,18 @@ static int do_send(probe *p, const action *a)
 
 static void linger_done(uv_timer_t *t)
 {
-    stop(t->data, 0);
+    drive_stop(t->data, 0);
 }
 
 static void all_done(probe *p)
 {
-    uv_timer_stop(&p->deadline);
+    uv_timer_stop(&p->b.deadline);
     /* let the last sends leave (and their answers print) before closing */
-    if (p->conn && !cur_closed(p)) {
-        pc_conn_close(p->conn, 1000, "probe done");
-        uv_timer_start(&p->linger, linger_done, 1000, 0);
+    if (p->b.conn && !cur_closed(p)) {
+        pc_conn_close(p->b.conn, 1000, "probe done");
+        uv_timer_start(&p->b.wait, linger_done, 1000, 0);
     } else {
-        stop(p, 0);
+        drive_stop(&p->b, 0);
     }
 }
 
@@ -733,7 +684,7 @@ static int count_envelope(probe *p, const action *a, const event *e)
             size_t cap = p->cap_env_ids ? p->cap_env_ids * 2 : 64;
             uint64_t *n = realloc(p->env_ids, cap * sizeof *n);
             if (!n) {
-                fail(p, "out of memory");
+                drive_fail(&p->b, "out of memory");
                 return 0;
             }
             p->env_ids = n;
@@ -746,7 +697,7 @@ static int count_envelope(probe *p, const action *a, const event *e)
 
 static void run_body(probe *p)
 {
-    while (p->next_act < p->nacts && !p->done) {
+    while (p->next_act < p->nacts && !p->b.done) {
         const action *a = &p->acts[p->next_act];
         if (p->busy)
             return; /* an action completes later */
@@ -766,7 +717,7 @@ static void run_body(probe *p)
             const event *e;
             if (p->cursor == p->nevs) {
                 if (cur_closed(p))
-                    fail(p, "%s %ld: the connection closed first", act_name(a), a->num);
+                    drive_fail(&p->b, "%s %ld: the connection closed first", act_name(a), a->num);
                 return; /* wait for more */
             }
             e = &p->evs[p->cursor++];
@@ -775,20 +726,20 @@ static void run_body(probe *p)
             if (a->kind == A_EXPECT_ENVELOPES ? count_envelope(p, a, e) : matches(a, e))
                 break;
             if (e->kind == E_FRAME && p->last_req && e->request_id == p->last_req) {
-                fail(p, "%s: the answer to request %" PRIu64 " was something else",
-                     act_name(a), p->last_req);
+                drive_fail(&p->b, "%s: the answer to request %" PRIu64 " was something else",
+                           act_name(a), p->last_req);
                 return;
             }
         }
         p->next_act++;
     }
-    if (!p->done && !p->busy)
+    if (!p->b.done && !p->busy)
         all_done(p);
 }
 
 static void run(probe *p)
 {
-    if (!p->started || p->done || p->in_run)
+    if (!p->started || p->b.done || p->in_run)
         return;
     p->in_run = 1;
     run_body(p);
@@ -801,7 +752,7 @@ static void add_event(probe *p, const event *e)
         int cap = p->capevs ? p->capevs * 2 : 32;
         event *n = realloc(p->evs, (size_t)cap * sizeof *n);
         if (!n) {
-            fail(p, "out of memory");
+            drive_fail(&p->b, "out of memory");
             return;
         }
         p->evs = n;
@@ -821,7 +772,7 @@ static void on_frame_seen(probe *p, int ix, const Parley__V1__ServerFrame *f)
     if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ENVELOPE && f->envelope)
         e.env_id = f->envelope->id;
     add_event(p, &e);
-    if (ix != p->cur || !f->request_id || p->done)
+    if (ix != p->cur || !f->request_id || p->b.done)
         return;
     if (flood_owns(p, f->request_id))
         flood_answer(p, f);
@@ -837,9 +788,9 @@ static void on_closed(probe *p, int ix, const pc_status *st)
         return;
     p->conns[ix].closed = 1;
     if (ix == p->cur) {
-        p->conn = NULL;
+        p->b.conn = NULL;
         if (p->next_act == p->nacts) {
-            stop(p, 0); /* our own close after the last action */
+            drive_stop(&p->b, 0); /* our own close after the last action */
             return;
         }
     }
@@ -850,7 +801,7 @@ static void on_closed(probe *p, int ix, const pc_status *st)
         fprintf(stderr, "parley-probe: %s\n", st->msg);
     add_event(p, &e);
     if (ix == p->cur && p->busy)
-        fail(p, "%s: the connection closed first", act_name(&p->acts[p->next_act]));
+        drive_fail(&p->b, "%s: the connection closed first", act_name(&p->acts[p->next_act]));
 }
 
 /* session callbacks (--home) */
@@ -865,7 +816,7 @@ static void sess_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
     probe *p = ud;
 
     (void)ok;
-    p->conn = pc_session_conn(s);
+    p->b.conn = pc_session_conn(s);
     p->started = 1;
     /* frames before this (challenge, auth_ok) were printed but are not for the actions */
     p->cursor = p->nevs;
@@ -879,8 +830,8 @@ static void sess_down(pc_session *s, const pc_status *st, int retrying, void *ud
     (void)s;
     (void)retrying;
     if (!p->started) {
-        fail(p, "authentication as %s device %u failed: %s", p->home.id.username,
-             (unsigned)p->home.id.device_id, st->msg);
+        drive_fail(&p->b, "authentication as %s device %u failed: %s",
+                   p->b.home.id.username, (unsigned)p->b.home.id.device_id, st->msg);
         return;
     }
     on_closed(p, 0, st);
@@ -891,27 +842,13 @@ static void deadline_cb(uv_timer_t *t)
     probe *p = t->data;
 
     if (p->next_act < p->nacts)
-        fail(p, "timed out after %g s waiting for %s", p->timeout_s,
-             act_name(&p->acts[p->next_act]));
+        drive_fail(&p->b, "timed out after %g s waiting for %s", p->b.timeout_s,
+                   act_name(&p->acts[p->next_act]));
     else
-        fail(p, "timed out after %g s", p->timeout_s);
+        drive_fail(&p->b, "timed out after %g s", p->b.timeout_s);
 }
 
 /* ---- arguments and main ----------------------------------------------------------------- */
-
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("parley-probe: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nusage: parley-probe --server URL [--home DIR | --keys DIR] [--timeout S] "
-          "ACTION...\n", stderr);
-    return 2;
-}
 
 static int needs_values(const char *o)
 {
@@ -951,27 +888,27 @@ static int parse(probe *p, int argc, char **argv)
 {
     /* --auth-replay is the longest expansion: 7 actions for 1 argument */
     p->acts = calloc((size_t)argc * 7, sizeof *p->acts);
-    p->timeout_s = DEFAULT_TIMEOUT_S;
     if (!p->acts)
-        return usage("out of memory");
+        return drive_usage(&p->b, "out of memory");
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         action *a = &p->acts[p->nacts];
         int need = needs_values(o);
-        char *end;
 
         if (i + need >= argc)
-            return usage("%s needs %d value%s", o, need, need > 1 ? "s" : "");
-        if (!strcmp(o, "--server")) {
-            p->server = argv[++i];
-        } else if (!strcmp(o, "--home") || !strcmp(o, "--keys")) {
+            return drive_usage(&p->b, "%s needs %d value%s", o, need, need > 1 ? "s" : "");
+        /* --home here, not in drive_common_option: the session's, opened once parsed */
+        if (!strcmp(o, "--home") || !strcmp(o, "--keys")) {
             p->home_dir = argv[++i];
             p->keys_only = !strcmp(o, "--keys");
-        } else if (!strcmp(o, "--timeout")) {
-            p->timeout_s = strtod(argv[++i], &end);
-            if (*end || !(p->timeout_s > 0))
-                return usage("--timeout wants seconds");
-        } else if (!strcmp(o, "--send-hex")) {
+            continue;
+        }
+        int rc = drive_common_option(&p->b, argc, argv, &i);
+        if (rc == 1)
+            continue;
+        if (rc)
+            return rc;
+        if (!strcmp(o, "--send-hex")) {
             a->kind = A_SEND_HEX;
             a->arg = argv[++i];
             p->nacts++;
@@ -982,7 +919,7 @@ static int parse(probe *p, int argc, char **argv)
         } else if (!strcmp(o, "--send-size")) {
             a->kind = A_SEND_SIZE;
             if (parse_long(argv[++i], 0, SEND_SIZE_MAX, &a->num) < 0)
-                return usage("--send-size wants 0..%u", SEND_SIZE_MAX);
+                return drive_usage(&p->b, "--send-size wants 0..%u", SEND_SIZE_MAX);
             p->nacts++;
         } else if (!strcmp(o, "--ping")) {
             push_act(p, A_PING, 0);
@@ -996,19 +933,20 @@ static int parse(probe *p, int argc, char **argv)
             a->arg = argv[++i];
             a->arg2 = argv[++i];
             if (parse_long(argv[++i], 1, 1000000, &a->num) < 0)
-                return usage("--flood wants a COUNT of 1..1000000");
+                return drive_usage(&p->b, "--flood wants a COUNT of 1..1000000");
             if (parse_long(argv[++i], 1, PARLEY_MAX_ENVELOPE_BYTES, &a->num2) < 0)
-                return usage("--flood wants BYTES of 1..%d", PARLEY_MAX_ENVELOPE_BYTES);
+                return drive_usage(&p->b, "--flood wants BYTES of 1..%d",
+                                   PARLEY_MAX_ENVELOPE_BYTES);
             p->nacts++;
         } else if (!strcmp(o, "--stall")) {
             a->kind = A_STALL;
             if (parse_long(argv[++i], 0, STALL_MAX_S, &a->num) < 0)
-                return usage("--stall wants 0..%d seconds", STALL_MAX_S);
+                return drive_usage(&p->b, "--stall wants 0..%d seconds", STALL_MAX_S);
             p->nacts++;
         } else if (!strcmp(o, "--expect-envelopes")) {
             a->kind = A_EXPECT_ENVELOPES;
             if (parse_long(argv[++i], 0, 100000000, &a->num) < 0)
-                return usage("--expect-envelopes wants a count");
+                return drive_usage(&p->b, "--expect-envelopes wants a count");
             p->nacts++;
         } else if (!strcmp(o, "--ack-received")) {
             push_act(p, A_ACK_RECEIVED, 0);
@@ -1030,7 +968,7 @@ static int parse(probe *p, int argc, char **argv)
             a->kind = A_EXPECT_ERROR;
             a->num = pc_error_from_name(argv[++i]);
             if (a->num < 0)
-                return usage("unknown error code %s", argv[i]);
+                return drive_usage(&p->b, "unknown error code %s", argv[i]);
             p->nacts++;
         } else if (!strcmp(o, "--expect-pong")) {
             push_act(p, A_EXPECT_PONG, 0);
@@ -1043,53 +981,48 @@ static int parse(probe *p, int argc, char **argv)
         } else if (!strcmp(o, "--expect-close")) {
             a->kind = A_EXPECT_CLOSE;
             if (parse_long(argv[++i], 1000, 4999, &a->num) < 0)
-                return usage("--expect-close wants a close code");
+                return drive_usage(&p->b, "--expect-close wants a close code");
             p->nacts++;
         } else {
-            return usage("unknown argument %s", o);
+            return drive_usage(&p->b, "unknown argument %s", o);
         }
     }
-    if (!p->server)
-        return usage("--server is required");
+    if (!p->b.server)
+        return drive_usage(&p->b, "--server is required");
     for (int k = 0; k < p->nacts; k++)
         if (p->acts[k].kind == A_AUTH && !(p->home_dir && p->keys_only))
-            return usage("--auth and --auth-replay need --keys");
+            return drive_usage(&p->b, "--auth and --auth-replay need --keys");
     return 0;
 }
 
 static int start(probe *p)
 {
+    static const pc_session_events ev = { sess_up, NULL, sess_down, sess_tap, NULL };
     pc_status st;
 
-    p->ctx = pc_ctx_new(&p->loop, getenv("PARLEY_PROBE_VERBOSE") != NULL, &st);
-    if (!p->ctx) {
-        fail(p, "%s", st.msg);
+    if (drive_start_ctx(&p->b) < 0)
         return -1;
-    }
     if (p->home_dir) {
-        if (pc_home_open(&p->home, p->home_dir, 0, &st) < 0 || (p->home_open = 1, 0) ||
-            pc_home_load(&p->home, &st) < 0) {
-            p->home_open = 1;
-            fail(p, "%s", st.msg);
+        int rc = pc_home_open(&p->b.home, p->home_dir, 0, &st);
+        p->b.home_open = 1; /* also when it failed: pc_home_free frees what it kept */
+        if (rc < 0) {
+            drive_fail(&p->b, "%s", st.msg);
             return -1;
         }
+        if (drive_load_home(&p->b) < 0)
+            return -1;
     }
     if (p->home_dir && !p->keys_only) {
-        pc_session_events ev = { sess_up, NULL, sess_down, sess_tap };
-        p->sess = pc_session_new(p->ctx, p->server, &p->home.id, &ev, p, &st);
-        if (!p->sess) {
-            fail(p, "%s", st.msg);
-            return -1;
-        }
         p->conns[0].p = p;
         p->nconns = 1;
-        pc_session_start(p->sess);
+        if (!drive_start_session(&p->b, &ev, p))
+            return -1;
     } else {
         if (open_raw(p) < 0)
             return -1;
         p->started = 1;
     }
-    uv_timer_start(&p->deadline, deadline_cb, (uint64_t)llround(p->timeout_s * 1000), 0);
+    drive_arm(&p->b, deadline_cb);
     run(p);
     return 0;
 }
@@ -1101,41 +1034,28 @@ int main(int argc, char **argv)
 
     memset(&p, 0, sizeof p);
     p.env_ids_act = -1;
-    rc = parse(&p, argc, argv);
-    if (rc) {
-        free(p.acts);
-        return rc;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    if (sodium_init() < 0 || uv_loop_init(&p.loop) != 0) {
-        fputs("parley-probe: initialisation failed\n", stderr);
-        free(p.acts);
+    if (drive_init(&p.b, "parley-probe",
+                   "parley-probe --server URL [--home DIR | --keys DIR] [--timeout S] ACTION...",
+                   DEFAULT_TIMEOUT_S) < 0)
         return 1;
-    }
-    uv_timer_init(&p.loop, &p.deadline);
-    uv_timer_init(&p.loop, &p.linger);
-    uv_timer_init(&p.loop, &p.flood_timer);
-    p.deadline.data = p.linger.data = p.flood_timer.data = &p;
+    uv_timer_init(&p.b.loop, &p.flood_timer);
+    p.flood_timer.data = &p;
     p.next_req = FIRST_SEND_REQUEST_ID;
-    start(&p);
-    uv_run(&p.loop, UV_RUN_DEFAULT);
+    rc = parse(&p, argc, argv);
+    if (rc == 0) {
+        start(&p);
+        uv_run(&p.b.loop, UV_RUN_DEFAULT);
+    }
 
-    pc_session_free(p.sess);
+    p.b.done = 1;
     for (int i = 0; i < p.nconns; i++)
         pc_conn_free(p.conns[i].raw);
-    if (p.ctx)
-        pc_ctx_free(p.ctx);
-    uv_close((uv_handle_t *)&p.deadline, NULL);
-    uv_close((uv_handle_t *)&p.linger, NULL);
     uv_close((uv_handle_t *)&p.flood_timer, NULL);
-    uv_run(&p.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&p.loop);
-    if (p.home_open)
-        pc_home_free(&p.home);
+    drive_finish(&p.b);
     free(p.auth_bytes);
     free(p.ack_ids);
     free(p.env_ids);
     free(p.evs);
     free(p.acts);
-    return p.rc;
+    return rc ? rc : p.b.rc;
 }

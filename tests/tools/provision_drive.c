@@ -31,15 +31,13 @@
  * A request on a closed connection prints "NAME closed code=C". */
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "parley_client.h"
+#include "drive.h"
 
 #define DEFAULT_TIMEOUT_S 60.0
 #define POLL_MS 20
@@ -68,14 +66,11 @@ typedef struct {
 } dconn;
 
 typedef struct drive {
-    uv_loop_t loop;
-    pc_ctx *ctx;
-    double timeout_s;
+    drive_base b;        /* b.wait: the polls of waiting steps */
     char **steps;
     int nsteps, pos;
     dconn conns[CONNS_MAX];
     int nconns;
-    uv_timer_t deadline, poll;
     /* a waiting step: polled until cond says done or wait_until_ms passed */
     int (*cond)(struct drive *d, int timed_out);
     dconn *wc;
@@ -86,37 +81,10 @@ typedef struct drive {
 
 static void run(drive *d);
 
-static void stop(drive *d, int rc)
-{
-    if (d->done)
-        return;
-    d->done = 1;
-    d->rc = rc;
-    fflush(stdout);
-    uv_timer_stop(&d->deadline);
-    uv_timer_stop(&d->poll);
-    uv_stop(&d->loop);
-}
-
-static void fail(drive *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(drive *d, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (d->done)
-        return;
-    fputs("parley-provision-drive: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    stop(d, 1);
-}
-
 static void next_step(drive *d)
 {
     d->cond = NULL;
-    uv_timer_stop(&d->poll);
+    uv_timer_stop(&d->b.wait);
     fflush(stdout);
     run(d);
 }
@@ -195,7 +163,7 @@ static void on_frame(pc_conn *c, const Parley__V1__ServerFrame *f, void *ud)
         return; /* challenges, queue_empty and the like */
     }
     if (k->npushes == PUSHES_MAX) {
-        fail(k->d, "%s: too many pushes", k->name);
+        drive_fail(&k->d->b, "%s: too many pushes", k->name);
         return;
     }
     push *p = &k->pushes[k->npushes++];
@@ -219,16 +187,16 @@ static dconn *conn_new(drive *d, const char *name, const char *url)
 {
     pc_status st;
     if (d->nconns == CONNS_MAX || find(d, name) || strlen(name) >= NAME_LEN) {
-        fail(d, "bad or duplicate connection name %s", name);
+        drive_fail(&d->b, "bad or duplicate connection name %s", name);
         return NULL;
     }
     dconn *k = &d->conns[d->nconns++];
     memset(k, 0, sizeof *k);
     k->d = d;
     snprintf(k->name, sizeof k->name, "%s", name);
-    k->c = pc_conn_open(d->ctx, url, &conn_events, k, &st);
+    k->c = pc_conn_open(d->b.ctx, url, &conn_events, k, &st);
     if (!k->c) {
-        fail(d, "%s: %s", name, st.msg);
+        drive_fail(&d->b, "%s: %s", name, st.msg);
         return NULL;
     }
     return k;
@@ -239,9 +207,9 @@ static dconn *conn_new(drive *d, const char *name, const char *url)
 static void poll_cb(uv_timer_t *t)
 {
     drive *d = t->data;
-    if (d->done || !d->cond)
+    if (d->b.done || !d->cond)
         return;
-    int timed_out = uv_now(&d->loop) >= d->wait_until_ms;
+    int timed_out = uv_now(&d->b.loop) >= d->wait_until_ms;
     if (d->cond(d, timed_out))
         next_step(d);
 }
@@ -250,8 +218,8 @@ static void wait_for(drive *d, int (*cond)(drive *d, int timed_out), dconn *k, d
 {
     d->cond = cond;
     d->wc = k;
-    d->wait_until_ms = uv_now(&d->loop) + (uint64_t)llround(secs * 1000);
-    uv_timer_start(&d->poll, poll_cb, 0, POLL_MS);
+    d->wait_until_ms = uv_now(&d->b.loop) + (uint64_t)llround(secs * 1000);
+    uv_timer_start(&d->b.wait, poll_cb, 0, POLL_MS);
 }
 
 static int take_push(dconn *k, int kind)
@@ -319,10 +287,10 @@ static void challenge_cb(pc_conn *c, const pc_challenge *ch, const pc_status *st
 {
     dconn *k = ud;
     (void)c;
-    if (k->d->done)
+    if (k->d->b.done)
         return;
     if (!ch) {
-        fail(k->d, "%s: no challenge: %s", k->name, st->msg);
+        drive_fail(&k->d->b, "%s: no challenge: %s", k->name, st->msg);
         return;
     }
     next_step(k->d);
@@ -332,10 +300,10 @@ static void auth_cb(pc_conn *c, const pc_status *st, const Parley__V1__AuthOk *o
 {
     dconn *k = ud;
     (void)c;
-    if (k->d->done)
+    if (k->d->b.done)
         return;
     if (!ok) {
-        fail(k->d, "%s: authentication failed: %s", k->name, st->msg);
+        drive_fail(&k->d->b, "%s: authentication failed: %s", k->name, st->msg);
         return;
     }
     next_step(k->d);
@@ -346,16 +314,16 @@ static void register_cb(pc_conn *c, const pc_status *st, const char *username,
 {
     dconn *k = ud;
     pc_status st2;
-    if (k->d->done)
+    if (k->d->b.done)
         return;
     if (st->kind != PC_OK) {
-        fail(k->d, "%s: registration failed: %s", k->name, st->msg);
+        drive_fail(&k->d->b, "%s: registration failed: %s", k->name, st->msg);
         return;
     }
     snprintf(k->id.username, sizeof k->id.username, "%s", username);
     k->id.device_id = device_id;
     if (pc_auth_start(c, &k->id, auth_cb, k, &st2) != 0)
-        fail(k->d, "%s: %s", k->name, st2.msg);
+        drive_fail(&k->d->b, "%s: %s", k->name, st2.msg);
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -389,7 +357,7 @@ static void opened_cb(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_sta
 {
     dconn *k = ud;
     (void)c;
-    if (k->d->done)
+    if (k->d->b.done)
         return;
     f = answer(k, f, st, PARLEY__V1__SERVER_FRAME__BODY_PROVISION_OPENED);
     if (f && f->provision_opened) {
@@ -405,7 +373,7 @@ static void peer_cb(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_statu
 {
     dconn *k = ud;
     (void)c;
-    if (k->d->done)
+    if (k->d->b.done)
         return;
     f = answer(k, f, st, PARLEY__V1__SERVER_FRAME__BODY_PROVISION_PEER);
     if (f && f->provision_peer) {
@@ -422,7 +390,7 @@ static void sent_cb(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_statu
 {
     dconn *k = ud;
     (void)c;
-    if (k->d->done)
+    if (k->d->b.done)
         return;
     if (answer(k, f, st, PARLEY__V1__SERVER_FRAME__BODY_PROVISION_SENT))
         printf("%s sent\n", k->name);
@@ -433,7 +401,7 @@ static void pong_cb(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_statu
 {
     dconn *k = ud;
     (void)c;
-    if (k->d->done)
+    if (k->d->b.done)
         return;
     if (answer(k, f, st, PARLEY__V1__SERVER_FRAME__BODY_PONG))
         printf("%s pong\n", k->name);
@@ -449,7 +417,7 @@ static void request(drive *d, dconn *k, Parley__V1__ClientFrame *f, pc_response_
         return;
     }
     if (pc_conn_request(k->c, f, cb, k, &st) != 0)
-        fail(d, "%s: %s", k->name, st.msg);
+        drive_fail(&d->b, "%s: %s", k->name, st.msg);
 }
 
 /* CH: "=OTHER" is OTHER's channel */
@@ -480,10 +448,10 @@ static int nargs(const char *step)
 static void run(drive *d)
 {
     static uint8_t buf[DATA_MAX];
-    if (d->done)
+    if (d->b.done)
         return;
     if (d->pos >= d->nsteps) {
-        stop(d, 0);
+        drive_stop(&d->b, 0);
         return;
     }
     char **a = d->steps + d->pos;
@@ -497,7 +465,7 @@ static void run(drive *d)
         char sum[SUM_HEX];
         long n = spec_bytes(a[1], buf);
         if (n < 0) {
-            fail(d, "bad data spec %s", a[1]);
+            drive_fail(&d->b, "bad data spec %s", a[1]);
             return;
         }
         sum_hex(sum, buf, (size_t)n);
@@ -516,12 +484,12 @@ static void run(drive *d)
         }
         if (pc_keys_generate(&k->id.keys, &st) != 0 ||
             pc_register_start(k->c, &k->id.keys, a[3], register_cb, k, &st) != 0)
-            fail(d, "%s: %s", k->name, st.msg);
+            drive_fail(&d->b, "%s: %s", k->name, st.msg);
         return;
     }
     dconn *k = find(d, a[1]);
     if (!k) {
-        fail(d, "no connection %s", a[1]);
+        drive_fail(&d->b, "no connection %s", a[1]);
         return;
     }
     Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
@@ -529,7 +497,7 @@ static void run(drive *d)
         Parley__V1__ProvisionOpen o = PARLEY__V1__PROVISION_OPEN__INIT;
         long n = spec_bytes(a[2], buf);
         if (n < 0) {
-            fail(d, "bad data spec %s", a[2]);
+            drive_fail(&d->b, "bad data spec %s", a[2]);
             return;
         }
         o.data.data = buf;
@@ -542,7 +510,7 @@ static void run(drive *d)
         Parley__V1__ProvisionSend sd = PARLEY__V1__PROVISION_SEND__INIT;
         long n = spec_bytes(a[3], buf);
         if (n < 0) {
-            fail(d, "bad data spec %s", a[3]);
+            drive_fail(&d->b, "bad data spec %s", a[3]);
             return;
         }
         char ch[64];
@@ -594,24 +562,15 @@ static void start_cb(uv_timer_t *t)
 static void deadline_cb(uv_timer_t *t)
 {
     drive *d = t->data;
-    fail(d, "timed out after %g s", d->timeout_s);
-}
-
-static int usage(const char *msg)
-{
-    fprintf(stderr, "parley-provision-drive: %s\n"
-                    "usage: parley-provision-drive [--timeout S] STEP...\n", msg);
-    return 2;
+    drive_fail(&d->b, "timed out after %g s", d->b.timeout_s);
 }
 
 static int parse(drive *d, int argc, char **argv)
 {
     int i = 1;
-    d->timeout_s = DEFAULT_TIMEOUT_S;
     if (i + 1 < argc && !strcmp(argv[i], "--timeout")) {
-        d->timeout_s = strtod(argv[i + 1], NULL);
-        if (!(d->timeout_s > 0))
-            return usage("--timeout wants seconds");
+        if (drive_timeout_option(&d->b, argv[i + 1]) != 0)
+            return 2;
         i += 2;
     }
     d->steps = argv + i;
@@ -619,9 +578,9 @@ static int parse(drive *d, int argc, char **argv)
     for (int p = 0; p < d->nsteps;) {
         int n = nargs(d->steps[p]);
         if (n < 0)
-            return usage("unknown step");
+            return drive_usage(&d->b, "unknown step");
         if (p + n >= d->nsteps)
-            return usage("a step lacks its arguments");
+            return drive_usage(&d->b, "a step lacks its arguments");
         p += 1 + n;
     }
     return 0;
@@ -630,43 +589,27 @@ static int parse(drive *d, int argc, char **argv)
 int main(int argc, char **argv)
 {
     drive d;
-    pc_status st;
     int rc;
 
     memset(&d, 0, sizeof d);
-    if (sodium_init() < 0 || uv_loop_init(&d.loop) != 0) {
-        fputs("parley-provision-drive: initialisation failed\n", stderr);
+    if (drive_init(&d.b, "parley-provision-drive", "parley-provision-drive [--timeout S] STEP...",
+                   DEFAULT_TIMEOUT_S) < 0)
         return 1;
-    }
-    uv_timer_init(&d.loop, &d.deadline);
-    uv_timer_init(&d.loop, &d.poll);
-    d.deadline.data = d.poll.data = &d;
-    signal(SIGPIPE, SIG_IGN);
     rc = parse(&d, argc, argv);
-    if (rc == 0) {
-        d.ctx = pc_ctx_new(&d.loop, getenv("PARLEY_PROBE_VERBOSE") != NULL, &st);
-        if (!d.ctx) {
-            fprintf(stderr, "parley-provision-drive: %s\n", st.msg);
-            rc = 1;
-        }
-    }
-    if (rc == 0) {
-        uv_timer_start(&d.deadline, deadline_cb, (uint64_t)llround(d.timeout_s * 1000), 0);
+    if (rc == 0 && drive_start_ctx(&d.b) == 0) {
+        drive_arm(&d.b, deadline_cb);
         /* from the loop, so that a run without waiting steps still ends through uv_run */
-        uv_timer_start(&d.poll, start_cb, 0, 0);
-        uv_run(&d.loop, UV_RUN_DEFAULT);
+        uv_timer_start(&d.b.wait, start_cb, 0, 0);
+        uv_run(&d.b.loop, UV_RUN_DEFAULT);
+    } else if (rc == 0) {
+        rc = 1;
     }
 
-    d.done = 1;
+    d.b.done = 1;
     for (int i = 0; i < d.nconns; i++) {
         pc_conn_free(d.conns[i].c);
         pc_keys_wipe(&d.conns[i].id.keys);
     }
-    if (d.ctx)
-        pc_ctx_free(d.ctx);
-    uv_close((uv_handle_t *)&d.deadline, NULL);
-    uv_close((uv_handle_t *)&d.poll, NULL);
-    uv_run(&d.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&d.loop);
-    return rc ? rc : d.rc;
+    drive_finish(&d.b);
+    return rc ? rc : d.b.rc;
 }

@@ -10,58 +10,19 @@
  * Exit 0 when every request was answered, 1 on a network failure or the timeout (default
  * 30 s), 2 on a usage error. */
 #include <inttypes.h>
-#include <math.h>
-#include <signal.h>
-#include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "parley_client.h"
+#include "drive.h"
 
 #define DEFAULT_TIMEOUT_S 30.0
 #define COUNT_MAX 100000
 
 typedef struct {
-    uv_loop_t loop;
-    pc_ctx *ctx;
-    pc_home home;
-    int home_open;
-    pc_session *sess;
-    pc_conn *conn;
-    const char *server;
-    double timeout_s;
+    drive_base b;
     long count, answered;
-    uv_timer_t deadline;
-    int done, rc;
 } drive;
-
-static void stop(drive *d, int rc)
-{
-    if (d->done)
-        return;
-    d->done = 1;
-    d->rc = rc;
-    fflush(stdout);
-    uv_timer_stop(&d->deadline);
-    uv_stop(&d->loop);
-}
-
-static void fail(drive *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(drive *d, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (d->done)
-        return;
-    fputs("parley-turncreds-drive: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    stop(d, 1);
-}
 
 static void request(drive *d);
 
@@ -71,10 +32,10 @@ static void answered(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_stat
     drive *d = ud;
 
     (void)c;
-    if (d->done)
+    if (d->b.done)
         return;
     if (!f) {
-        fail(d, "no answer: %s", st->msg);
+        drive_fail(&d->b, "no answer: %s", st->msg);
         return;
     }
     if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR) {
@@ -88,11 +49,11 @@ static void answered(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_stat
             printf("%s%s", i ? "," : "", t->uris[i]);
         putchar('\n');
     } else {
-        fail(d, "unexpected answer (body %d)", (int)f->body_case);
+        drive_fail(&d->b, "unexpected answer (body %d)", (int)f->body_case);
         return;
     }
     if (++d->answered == d->count)
-        stop(d, 0);
+        drive_stop(&d->b, 0);
     else
         request(d);
 }
@@ -105,8 +66,8 @@ static void request(drive *d)
 
     f.body_case = PARLEY__V1__CLIENT_FRAME__BODY_GET_TURN_CREDENTIALS;
     f.get_turn_credentials = &g;
-    if (pc_conn_request(d->conn, &f, answered, d, &st) < 0)
-        fail(d, "request: %s", st.msg);
+    if (pc_conn_request(d->b.conn, &f, answered, d, &st) < 0)
+        drive_fail(&d->b, "request: %s", st.msg);
 }
 
 static void sess_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
@@ -114,100 +75,51 @@ static void sess_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
     drive *d = ud;
 
     (void)ok;
-    if (d->conn)
+    if (d->b.conn)
         return; /* re-authenticated after a drop: the run has failed already */
-    d->conn = pc_session_conn(s);
+    d->b.conn = pc_session_conn(s);
     printf("auth\n");
     request(d);
-}
-
-static void sess_down(pc_session *s, const pc_status *st, int retrying, void *ud)
-{
-    drive *d = ud;
-
-    (void)s;
-    (void)retrying;
-    fail(d, "%s: %s", d->conn ? "connection lost" : "authentication failed", st->msg);
 }
 
 static void deadline_cb(uv_timer_t *t)
 {
     drive *d = t->data;
 
-    fail(d, "timed out after %g s with %ld of %ld answers", d->timeout_s, d->answered,
-         d->count);
-}
-
-static int usage(const char *msg)
-{
-    fprintf(stderr,
-            "parley-turncreds-drive: %s\n"
-            "usage: parley-turncreds-drive [--server URL] --home DIR [--count N] "
-            "[--timeout S]\n",
-            msg);
-    return 2;
+    drive_fail(&d->b, "timed out after %g s with %ld of %ld answers", d->b.timeout_s,
+               d->answered, d->count);
 }
 
 static int parse(drive *d, int argc, char **argv)
 {
-    d->timeout_s = DEFAULT_TIMEOUT_S;
     d->count = 1;
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
+        int rc = drive_common_option(&d->b, argc, argv, &i);
+        if (rc == 1)
+            continue;
+        if (rc)
+            return rc;
+        if (strcmp(argv[i], "--count") != 0)
+            return drive_usage(&d->b, "unknown argument %s", argv[i]);
         if (i + 1 >= argc)
-            return usage("an option lacks its value");
-        if (!strcmp(o, "--server")) {
-            d->server = argv[++i];
-        } else if (!strcmp(o, "--home")) {
-            if (d->home_open)
-                return usage("one --home");
-            if (pc_home_open(&d->home, argv[++i], 0, NULL) < 0)
-                return usage("cannot open the home folder");
-            d->home_open = 1;
-        } else if (!strcmp(o, "--count")) {
-            d->count = strtol(argv[++i], NULL, 10);
-            if (d->count < 1 || d->count > COUNT_MAX)
-                return usage("--count wants 1..100000");
-        } else if (!strcmp(o, "--timeout")) {
-            d->timeout_s = strtod(argv[++i], NULL);
-            if (!(d->timeout_s > 0))
-                return usage("--timeout wants seconds");
-        } else {
-            return usage("unknown argument");
-        }
+            return drive_usage(&d->b, "--count needs a value");
+        d->count = strtol(argv[++i], NULL, 10);
+        if (d->count < 1 || d->count > COUNT_MAX)
+            return drive_usage(&d->b, "--count wants 1..%d", COUNT_MAX);
     }
-    if (!d->home_open)
-        return usage("--home is required");
+    if (!d->b.home_open)
+        return drive_usage(&d->b, "--home is required");
     return 0;
 }
 
 static int start(drive *d)
 {
-    pc_status st;
-    pc_session_events ev = { sess_up, NULL, sess_down, NULL, NULL };
+    static const pc_session_events ev = { sess_up, NULL, drive_session_down, NULL, NULL };
 
-    if (pc_home_load(&d->home, &st) < 0) {
-        fail(d, "%s", st.msg);
+    if (drive_load_home(&d->b) < 0 || drive_start_ctx(&d->b) < 0 ||
+        !drive_start_session(&d->b, &ev, d))
         return -1;
-    }
-    if (!d->server)
-        d->server = d->home.server;
-    if (!d->server) {
-        fail(d, "no server: give --server");
-        return -1;
-    }
-    d->ctx = pc_ctx_new(&d->loop, getenv("PARLEY_PROBE_VERBOSE") != NULL, &st);
-    if (!d->ctx) {
-        fail(d, "%s", st.msg);
-        return -1;
-    }
-    d->sess = pc_session_new(d->ctx, d->server, &d->home.id, &ev, d, &st);
-    if (!d->sess) {
-        fail(d, "%s", st.msg);
-        return -1;
-    }
-    pc_session_start(d->sess);
-    uv_timer_start(&d->deadline, deadline_cb, (uint64_t)llround(d->timeout_s * 1000), 0);
+    drive_arm(&d->b, deadline_cb);
     return 0;
 }
 
@@ -217,28 +129,15 @@ int main(int argc, char **argv)
     int rc;
 
     memset(&d, 0, sizeof d);
-    if (sodium_init() < 0 || uv_loop_init(&d.loop) != 0) {
-        fputs("parley-turncreds-drive: initialisation failed\n", stderr);
+    if (drive_init(&d.b, "parley-turncreds-drive",
+                   "parley-turncreds-drive [--server URL] --home DIR [--count N] [--timeout S]",
+                   DEFAULT_TIMEOUT_S) < 0)
         return 1;
-    }
-    uv_timer_init(&d.loop, &d.deadline);
-    d.deadline.data = &d;
-    signal(SIGPIPE, SIG_IGN);
     rc = parse(&d, argc, argv);
     if (rc == 0 && start(&d) == 0)
-        uv_run(&d.loop, UV_RUN_DEFAULT);
+        uv_run(&d.b.loop, UV_RUN_DEFAULT);
     else if (rc == 0)
         rc = 1;
-
-    /* the session first: its pending request is cancelled (the callback sees d.done) */
-    d.done = 1;
-    pc_session_free(d.sess);
-    if (d.ctx)
-        pc_ctx_free(d.ctx);
-    uv_close((uv_handle_t *)&d.deadline, NULL);
-    uv_run(&d.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&d.loop);
-    if (d.home_open)
-        pc_home_free(&d.home);
-    return rc ? rc : d.rc;
+    drive_finish(&d.b);
+    return rc ? rc : d.b.rc;
 }
