@@ -1,13 +1,14 @@
 /* fanout_drive.c: test driver for the fanout, used by tests/integration/test_fanout.sh (built
- * by tests/tools/CMakeLists.txt as parley-fanout-drive). "send" XADDs a hand-built InternalSend to its ingress
- * shard, "garbage" an undecodable entry, "read" prints and deletes a gateway delivery stream,
+ * by tests/tools/CMakeLists.txt as parley-fanout-drive). "send" XADDs a hand-built InternalSend
+ * to its ingress shard, "garbage" an undecodable entry, "read" prints a gateway delivery stream
+ * and deletes the entries it printed,
  * "load" measures the fanout under a sustained stream of sends (see ld_main below).
  * Usage: fo_drive REDIS_PORT send GW CONN REQ SENDER SDEV CLIENT RECIPIENT SHARDS URGENT
  *                 DEV:REG:CONTENT...
  *        fo_drive REDIS_PORT garbage SHARD
  *        fo_drive REDIS_PORT read GW
  *        fo_drive REDIS_PORT bulk GW N FIRST_CLIENT_ID SHARDS   (alice:1 -> bob 1:201 2:202)
- *        fo_drive REDIS_PORT count GW   (replies and pushes in a delivery stream, then DEL)
+ *        fo_drive REDIS_PORT count GW   (replies and pushes in a delivery stream)
  *        fo_drive REDIS_PORT load SHARDS [options]   (ld_usage lists them)
  *        fo_drive 0 loadsql PAIRS DEVICES   (SQL creating the accounts "load" uses) */
 #include <hiredis/hiredis.h>
@@ -882,8 +883,13 @@ int main(int argc, char **argv)
             redisReply *e = r->element[i];
             dump_event(e->element[0]->str, (uint8_t *)e->element[1]->element[1]->str, e->element[1]->element[1]->len);
         }
+        /* delete what was printed, by id: a DEL of the key would also take an entry the fanout
+         * added after the XRANGE, unseen */
+        for (size_t i = 0; r && i < r->elements; i++) {
+            redisReply *d = redisCommand(c, "XDEL %s %s", key, r->element[i]->element[0]->str);
+            freeReplyObject(d);
+        }
         freeReplyObject(r);
-        redisReply *d = redisCommand(c, "DEL %s", key); freeReplyObject(d);
     }
     redisFree(c);
     return 0;
