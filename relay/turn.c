@@ -98,7 +98,17 @@ static void reply_challenge(const txn *t, int code, rref_reason why)
     finish(t, &b);
 }
 
-/* Long-term credential check (RFC 8489 9.2.4). Answers and returns -1 on failure. */
+static int same_user(const ralloc *a, const stun_msg *m)
+{
+    const stun_attr *u = stun_find(m, STUN_A_USERNAME);
+    return u && u->len == a->ulen && memcmp(u->val, a->username, a->ulen) == 0;
+}
+
+/* Long-term credential check (RFC 8489 9.2.4). Answers and returns -1 on failure.
+ * A credential's expiry bounds when an allocation can be made with it, not how long that
+ * allocation lives (coturn reads it the same way): a request on an existing allocation under
+ * the username it was made with is checked against the key it was made with, expired or not,
+ * so a call outlives the credentials' time to live while its client keeps refreshing. */
 static int authenticate(txn *t, uint8_t key[STUN_LT_KEY_LEN])
 {
     relay *r = t->r;
@@ -115,9 +125,14 @@ static int authenticate(txn *t, uint8_t key[STUN_LT_KEY_LEN])
         return -1;
     }
     uint64_t now_s = (uint64_t)time(NULL);
+    const ralloc *own = m->method == TURN_ALLOCATE ? NULL : ralloc_find(r, t->client, t->conn);
+    if (own && !same_user(own, m))
+        own = NULL; /* answered 441 by own_allocation once the credentials check out */
     const char *user;
     size_t user_len;
-    rauth_result res = rauth_username((const char *)u->val, u->len, now_s, &user, &user_len);
+    /* an expiry of 0 is never in the past: only the form is checked */
+    rauth_result res = rauth_username((const char *)u->val, u->len, own ? 0 : now_s, &user,
+                                      &user_len);
     if (res != RAUTH_OK) {
         reply_challenge(t, STUN_ERR_UNAUTHORIZED,
                         res == RAUTH_EXPIRED ? RREF_EXPIRED : RREF_BAD_CREDENTIALS);
@@ -128,7 +143,14 @@ static int authenticate(txn *t, uint8_t key[STUN_LT_KEY_LEN])
         reply_challenge(t, STUN_ERR_STALE_NONCE, RREF_STALE_NONCE);
         return -1;
     }
-    res = rauth_verify(&r->auth, m, now_s, key);
+    if (own) {
+        res = stun_check_integrity(m, own->key, STUN_LT_KEY_LEN) == STUN_OK ? RAUTH_OK
+                                                                            : RAUTH_BAD_INTEGRITY;
+        if (res == RAUTH_OK)
+            memcpy(key, own->key, STUN_LT_KEY_LEN);
+    } else {
+        res = rauth_verify(&r->auth, m, now_s, key);
+    }
     if (res != RAUTH_OK) {
         if (plog_enabled(PLOG_DEBUG)) {
             char q[PARLEY_RELAY_STUN_USERNAME_MAX + 3], name[PARLEY_RELAY_STUN_USERNAME_MAX + 1];
@@ -156,12 +178,6 @@ static uint32_t lifetime_of(const stun_msg *m)
     if (!l || stun_get_u32(l, &v) != STUN_OK || v < PARLEY_RELAY_ALLOC_LIFETIME_DEFAULT)
         return PARLEY_RELAY_ALLOC_LIFETIME_DEFAULT;
     return v > PARLEY_RELAY_ALLOC_LIFETIME_MAX ? PARLEY_RELAY_ALLOC_LIFETIME_MAX : v;
-}
-
-static int same_user(const ralloc *a, const stun_msg *m)
-{
-    const stun_attr *u = stun_find(m, STUN_A_USERNAME);
-    return u && u->len == a->ulen && memcmp(u->val, a->username, a->ulen) == 0;
 }
 
 static void reply_allocate_ok(const txn *t, const ralloc *a)

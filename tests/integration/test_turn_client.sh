@@ -6,6 +6,8 @@
 #  - audio + video bursts, every packet fed twice and once tampered: still 0 loss, the copies
 #    dropped by the replay window, the tampered ones by the AEAD;
 #  - a relay whose nonces last 10 s, refreshing at 11 s: a 438 retried, refreshes done, 0 loss;
+#  - credentials that expire during a call: its refreshes still succeed, a new allocation with
+#    them is refused (401);
 #  - a wrong password and an expired username refused (401); peers refused (403) by a relay
 #    without loopback in its allow list;
 #  - allocations deleted at the end (the relay's gauge back to 0 at once, not after expiry);
@@ -89,6 +91,24 @@ run timeout 30 "$DRIVE" --uri "turn:127.0.0.1:${RELAY_PORT[relay]}" --user "$use
 assert_eq 1 "$RC" "expired username: exit"
 assert_contains "$OUT" "relay answered 401" "expired username"
 assert_eq 0 "$(metric relay parley_relay_allocations)" "no allocation left by refused clients"
+
+# --- credentials that expire during the call -----------------------------------------------
+# their expiry bounds when an allocation can be made, not how long it lives: the refreshes after
+# it still succeed, while a new allocation with the same credentials is refused
+user="$(($(date +%s) + 4)):longcall"
+pass=$(rest_password "$user" "$SECRET")
+run timeout 60 "$DRIVE" --uri "turn:127.0.0.1:${RELAY_PORT[relay]}" --user "$user" \
+  --pass "$pass" --seconds 10 --refresh 7
+assert_call_ok "a call outliving its credentials"
+for e in A B; do
+  [ "$(field $e refreshes)" -ge 1 ] || fail "outliving its credentials: $e did not refresh"
+done
+[ "$(date +%s)" -gt "${user%%:*}" ] || fail "outliving its credentials: they had not expired yet"
+run timeout 30 "$DRIVE" --uri "turn:127.0.0.1:${RELAY_PORT[relay]}" --user "$user" \
+  --pass "$pass" --seconds 1
+assert_eq 1 "$RC" "expired credentials of a live call, new allocation: exit"
+assert_contains "$OUT" "relay answered 401" "expired credentials of a live call, new allocation"
+assert_eq 0 "$(metric relay parley_relay_allocations)" "allocations deleted (long call)"
 
 # --- nonces that go stale during the call ---------------------------------------------------
 RELAY_EXTRA[relay_stale]="nonce_ttl_s = 10"
