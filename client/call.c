@@ -19,7 +19,9 @@ _Static_assert((int)PC_CALL_OFFER == (int)PARLEY__CALL__V1__CALL_SIGNAL__TYPE__O
                    (int)PC_CALL_BUSY == (int)PARLEY__CALL__V1__CALL_SIGNAL__TYPE__BUSY,
                "signal types are call.proto's");
 _Static_assert((int)PC_CALL_DONE == (int)PARLEY__CALL__V1__CALL_SIGNAL__HANGUP_REASON__DONE &&
-                   (int)PC_CALL_ACK == (int)PARLEY__CALL__V1__CALL_SIGNAL__HANGUP_REASON__ACK,
+                   (int)PC_CALL_ACK == (int)PARLEY__CALL__V1__CALL_SIGNAL__HANGUP_REASON__ACK &&
+                   (int)PC_CALL_ANSWERED_ELSEWHERE ==
+                       (int)PARLEY__CALL__V1__CALL_SIGNAL__HANGUP_REASON__ANSWERED_ELSEWHERE,
                "hangup reasons are call.proto's");
 
 #define SIG_VERSION 1
@@ -68,6 +70,11 @@ static int sig_check(const pc_call_sig *s, pc_status *st)
     if (s->type == PC_CALL_OFFER && (s->ring_s == 0 || s->ring_s > PC_CALL_RING_MAX_S))
         return pc_status_set(st, PC_ERR_PROTO, "call offer ringing for %u s (1..%d allowed)",
                              (unsigned)s->ring_s, PC_CALL_RING_MAX_S);
+    if ((s->answered_device != 0) !=
+        (s->type == PC_CALL_HANGUP && s->reason == PC_CALL_ANSWERED_ELSEWHERE))
+        return pc_status_set(st, PC_ERR_PROTO, "a call %s %s an answering device",
+                             pc_call_sig_type_name(s->type),
+                             s->answered_device ? "must not name" : "must name");
     if (s->has_media && (s->frame_ms == 0 || s->frame_ms > FRAME_MS_MAX ||
                          s->audio_bytes > MEDIA_BYTES_MAX || s->video_bytes > MEDIA_BYTES_MAX))
         return pc_status_set(st, PC_ERR_PROTO, "call %s with impossible media parameters",
@@ -162,6 +169,7 @@ int pc_call_sig_encode(const pc_call_sig *s, uint8_t **out, size_t *out_len, pc_
     m.ring_s = s->ring_s;
     m.frames_sent = s->frames_sent;
     m.reason = (Parley__Call__V1__CallSignal__HangupReason)s->reason;
+    m.answered_device = s->answered_device;
     n = parley__call__v1__call_signal__get_packed_size(&m);
     if (!(buf = malloc(n ? n : 1))) {
         sodium_memzero(key, sizeof key);
@@ -217,6 +225,7 @@ int pc_call_sig_decode(const uint8_t *buf, size_t len, pc_call_sig *out, pc_stat
     out->ring_s = m->ring_s;
     out->frames_sent = m->frames_sent;
     out->reason = (int)m->reason;
+    out->answered_device = m->answered_device;
     rc = sig_check(out, st);
 done:
     if (m->key.data)
@@ -247,11 +256,29 @@ pc_call_route_t pc_call_route(const pc_call_view *v, const char *sender, uint32_
     case PC_CALL_BUSY:
         return v->caller ? PC_CALL_ROUTE_TAKE : PC_CALL_ROUTE_IGNORE;
     case PC_CALL_HANGUP:
+        /* the device that took the call goes on; the others stop ringing */
+        return s->reason == PC_CALL_ANSWERED_ELSEWHERE && s->answered_device == v->own_device
+                   ? PC_CALL_ROUTE_IGNORE
+                   : PC_CALL_ROUTE_TAKE;
     case PC_CALL_CANDIDATE:
         return PC_CALL_ROUTE_TAKE;
     default:
         return PC_CALL_ROUTE_IGNORE; /* an offer of this very call: a redelivery */
     }
+}
+
+int pc_call_all_busy(const uint32_t *offered, size_t n, const uint32_t *busy, size_t nbusy)
+{
+    if (n == 0)
+        return 0; /* not known yet where the offer went */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < nbusy && busy[j] != offered[i])
+            j++;
+        if (j == nbusy)
+            return 0;
+    }
+    return 1;
 }
 
 void pc_call_format_stats(uint64_t call_id, const pc_media_stats *ms, char *out, size_t cap)
@@ -307,6 +334,12 @@ struct pc_call {
     pc_call_result res;
     pc_status end_st;
     sig_op *ops;
+    /* caller: the callee's devices the offer went to (0 until the server accepted it), and
+     * those that answered BUSY */
+    uint32_t offered[PARLEY_MAX_ENVELOPES_PER_SEND];
+    size_t noffered;
+    uint32_t busy[PARLEY_MAX_ENVELOPES_PER_SEND];
+    size_t nbusy;
     uv_timer_t timer;                   /* the phase's deadline */
     uv_timer_t notify;                  /* on_end, from the loop rather than a nested call */
     int open_handles;                   /* timers and the pc_turn still closing */
@@ -314,6 +347,7 @@ struct pc_call {
 };
 
 static void on_timer(uv_timer_t *t);
+static void end_call(pc_call *c, pc_call_end end, const pc_status *st, int hangup);
 
 static pc_call_view view_of(const pc_call *c)
 {
@@ -356,6 +390,17 @@ static void sig_sent(pc_sendop *op, const pc_status *st, const pc_send_result *r
     pc_sendop_free(op);
     if (res && res->key_changed)
         c->res.key_changed = 1;
+    if (res && so->type == PC_CALL_OFFER && st->kind == PC_OK) {
+        c->noffered = res->count < PARLEY_MAX_ENVELOPES_PER_SEND ? res->count
+                                                                 : PARLEY_MAX_ENVELOPES_PER_SEND;
+        memcpy(c->offered, res->device_ids, c->noffered * sizeof *c->offered);
+        /* BUSY answers that came before the server's answer to the offer */
+        if (c->state == S_RINGING && pc_call_all_busy(c->offered, c->noffered, c->busy, c->nbusy)) {
+            free(so);
+            end_call(c, PC_CALL_END_BUSY, NULL, PC_CALL_NO_ANSWER);
+            return;
+        }
+    }
     if (so->last) {
         free(so);
         report_end(c);
@@ -743,6 +788,22 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* Caller, on the answer: the callee's other devices stop ringing (and any of them that
+ * answered too gives up). Not needed when the offer went to that one device only. */
+static void stop_other_devices(pc_call *c)
+{
+    pc_call_sig s;
+    pc_status st;
+
+    if (c->noffered == 1 && c->offered[0] == c->peer_device)
+        return;
+    memset(&s, 0, sizeof s);
+    s.type = PC_CALL_HANGUP;
+    s.reason = PC_CALL_ANSWERED_ELSEWHERE;
+    s.answered_device = c->peer_device;
+    send_sig(c, c->peer, &s, 0, &st); /* best effort: the others' ring times out otherwise */
+}
+
 static void reply_busy(pc_call *c, const pc_call_message *m, const pc_call_sig *sig)
 {
     pc_call_sig s;
@@ -763,7 +824,7 @@ void pc_call_input(pc_call *c, const pc_call_message *m, const pc_call_sig *sig)
         return;
     switch (pc_call_route(&v, m->sender, m->sender_device, sig)) {
     case PC_CALL_ROUTE_BUSY:
-        if (pc_call_offer_fresh(sig, m->timestamp_ms, pclock_wall_ms()))
+        if (c->state != S_DONE && pc_call_offer_fresh(sig, m->timestamp_ms, pclock_wall_ms()))
             reply_busy(c, m, sig);
         return;
     case PC_CALL_ROUTE_IGNORE:
@@ -782,12 +843,18 @@ void pc_call_input(pc_call *c, const pc_call_message *m, const pc_call_sig *sig)
         c->peer_addr = sig->candidates[0];
         c->video = c->video && sig->has_media && sig->video_bytes;
         arm(c, PC_CALL_SETUP_TIMEOUT_MS);
+        stop_other_devices(c);
         bind_peer(c);
         return;
     case PC_CALL_BUSY:
-        if (c->state == S_RINGING) {
+        if (c->state != S_RINGING)
+            return;
+        if (c->nbusy < PARLEY_MAX_ENVELOPES_PER_SEND &&
+            !pc_call_all_busy(&m->sender_device, 1, c->busy, c->nbusy))
+            c->busy[c->nbusy++] = m->sender_device;
+        /* while another device of the callee may still answer, the call rings on */
+        if (pc_call_all_busy(c->offered, c->noffered, c->busy, c->nbusy)) {
             c->res.peer_device = m->sender_device;
-            /* other devices of the callee may still ring */
             end_call(c, PC_CALL_END_BUSY, NULL, PC_CALL_NO_ANSWER);
         }
         return;
@@ -806,7 +873,9 @@ void pc_call_input(pc_call *c, const pc_call_message *m, const pc_call_sig *sig)
                           c->peer);
             end_call(c, PC_CALL_END_FAILED, &e, 0);
         } else if (c->state < S_HANGUP) {
-            end_call(c, PC_CALL_END_HUNG_UP, NULL, 0);
+            end_call(c, sig->reason == PC_CALL_ANSWERED_ELSEWHERE ? PC_CALL_END_ELSEWHERE
+                                                                  : PC_CALL_END_HUNG_UP,
+                     NULL, 0);
         }
         return;
     default:
@@ -941,6 +1010,11 @@ pc_call *pc_call_answer(pc_session *s, pc_vault *v, const pc_call_message *m,
     c->video = offer->has_media && offer->video_bytes > 0;
     start(c);
     return c;
+}
+
+int pc_call_over(const pc_call *c)
+{
+    return c->state == S_DONE;
 }
 
 void pc_call_free(pc_call *c)

@@ -5,9 +5,10 @@
  * (plain.h kind 3), sent urgent (send.h pc_sendop_start_call), received through pc_recv's
  * on_call and handed to pc_call_input. The caller:
  *   GetTurnCredentials -> Allocate -> OFFER{key, relayed address} to every device of the
- *   callee -> ANSWER{relayed address} from one device (BUSY ends the call; no answer within
- *   ring_s sends HANGUP{NO_ANSWER}) -> CreatePermission + ChannelBind to it -> media for the
- *   call's seconds -> BYE exchange (media.h) -> HANGUP{DONE, frames sent}.
+ *   callee -> ANSWER{relayed address} from one device, then HANGUP{ANSWERED_ELSEWHERE} to the
+ *   callee's other devices (BUSY from every device the offer went to ends the call; no answer
+ *   within ring_s sends HANGUP{NO_ANSWER}) -> CreatePermission + ChannelBind to it -> media for
+ *   the call's seconds -> BYE exchange (media.h) -> HANGUP{DONE, frames sent}.
  * The callee (pc_call_answer, for a fresh offer):
  *   GetTurnCredentials -> Allocate -> permission + channel to the caller's address ->
  *   ANSWER{relayed address} -> media from the caller's first packet on (so the caller's
@@ -32,7 +33,8 @@
 
 /* Signal types and hangup reasons: the values of call.proto's enums. */
 enum { PC_CALL_OFFER = 1, PC_CALL_ANSWER, PC_CALL_CANDIDATE, PC_CALL_HANGUP, PC_CALL_BUSY };
-enum { PC_CALL_DONE = 1, PC_CALL_NO_ANSWER, PC_CALL_FAILED, PC_CALL_ACK };
+enum { PC_CALL_DONE = 1, PC_CALL_NO_ANSWER, PC_CALL_FAILED, PC_CALL_ACK,
+       PC_CALL_ANSWERED_ELSEWHERE };
 
 /* ---- signals (pure) ------------------------------------------------------------------- */
 
@@ -50,6 +52,7 @@ typedef struct {
     uint32_t ring_s;
     uint64_t frames_sent;
     int reason;
+    uint32_t answered_device; /* HANGUP{ANSWERED_ELSEWHERE}: the device that took the call */
 } pc_call_sig;
 
 /* Serialises s into a new buffer *out (caller frees, wiping it: an offer carries the key).
@@ -57,7 +60,8 @@ typedef struct {
 int pc_call_sig_encode(const pc_call_sig *s, uint8_t **out, size_t *out_len, pc_status *st);
 /* Parses and checks a signal: version 1, a call id, a known type, the key (32 bytes) on an
  * offer and nowhere else, relayed candidates (IPv4 or IPv6, port 1..65535; at least one on an
- * offer and an answer), ring_s 1..PC_CALL_RING_MAX_S on an offer. PC_ERR_PROTO otherwise. */
+ * offer and an answer), ring_s 1..PC_CALL_RING_MAX_S on an offer, answered_device on a
+ * HANGUP{ANSWERED_ELSEWHERE} and nowhere else. PC_ERR_PROTO otherwise. */
 int pc_call_sig_decode(const uint8_t *buf, size_t len, pc_call_sig *out, pc_status *st);
 void pc_call_sig_wipe(pc_call_sig *s);
 const char *pc_call_sig_type_name(int type);
@@ -85,6 +89,10 @@ typedef struct {
 pc_call_route_t pc_call_route(const pc_call_view *v, const char *sender, uint32_t sender_device,
                               const pc_call_sig *s);
 
+/* Whether every device the offer went to (offered, n) has answered BUSY (busy, nbusy): only
+ * then is the callee busy; while one of them may still answer the call keeps ringing. */
+int pc_call_all_busy(const uint32_t *offered, size_t n, const uint32_t *busy, size_t nbusy);
+
 /* "call 0123456789abcdef: sent N received M lost L (x.x%) rtt X ms jitter Y ms" */
 void pc_call_format_stats(uint64_t call_id, const pc_media_stats *ms, char *out, size_t cap);
 
@@ -98,6 +106,7 @@ typedef enum {
     PC_CALL_END_NO_ANSWER,   /* nobody answered within ring_s */
     PC_CALL_END_HUNG_UP,     /* the peer withdrew before media started */
     PC_CALL_END_FAILED,      /* st says why (server, relay, signalling) */
+    PC_CALL_END_ELSEWHERE,   /* callee: another device of this account took the call */
 } pc_call_end;
 
 typedef struct {
@@ -138,6 +147,9 @@ void pc_call_input(pc_call *c, const pc_call_message *m, const pc_call_sig *sig)
 void pc_call_session_up(pc_call *c);
 void pc_call_session_down(pc_call *c, const pc_status *st);
 uint64_t pc_call_id(const pc_call *c);
+/* 1 once c has ended and its on_end is on the way (or done): it answers nothing any more, not
+ * even BUSY to another offer, which its owner may then take once it has freed c. */
+int pc_call_over(const pc_call *c);
 /* Releases c: signals in flight are dropped, the relay allocation is deleted; the memory goes
  * when the loop has run a little (at most PC_TURN_CLOSE_WAIT_MS). No callback after this. */
 void pc_call_free(pc_call *c);

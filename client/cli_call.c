@@ -46,6 +46,13 @@ typedef struct {
     uv_timer_t wind;
     char warned[PARLEY_NAME_MAX + 1];
     int persist_warned;
+    /* answer: an offer that came after the last call ended but before its end was reported
+     * (pc_call_over); taken once it is. pending.sender points at pending_sender, the signal
+     * is decoded in pending_sig (which holds the media key: wiped when done). */
+    int has_pending;
+    pc_call_message pending;
+    char pending_sender[PARLEY_NAME_MAX + 1];
+    pc_call_sig pending_sig;
 } callcmd;
 
 /* ---- output ----------------------------------------------------------------------------- */
@@ -144,6 +151,52 @@ static void call_connected(pc_call *c, void *ud)
     (void)ud;
 }
 
+static void print_missed(const pc_call_message *m, const pc_call_sig *sig);
+static void take_offer(callcmd *cc, const pc_call_message *m, const pc_call_sig *sig);
+
+/* Keeps a copy of offer m (see callcmd.pending); one held before is a missed call. */
+static void stash_offer(callcmd *cc, const pc_call_message *m, const pc_call_sig *sig)
+{
+    if (cc->has_pending)
+        print_missed(&cc->pending, &cc->pending_sig);
+    cc->pending = *m;
+    snprintf(cc->pending_sender, sizeof cc->pending_sender, "%s", m->sender);
+    cc->pending.sender = cc->pending_sender;
+    cc->pending.signal = NULL; /* decoded in pending_sig */
+    cc->pending.signal_len = 0;
+    cc->pending_sig = *sig;
+    cc->has_pending = 1;
+}
+
+/* The held offer: taken (take) or reported as missed. */
+static void release_offer(callcmd *cc, int take)
+{
+    if (!cc->has_pending)
+        return;
+    cc->has_pending = 0;
+    if (take)
+        take_offer(cc, &cc->pending, &cc->pending_sig);
+    else
+        print_missed(&cc->pending, &cc->pending_sig);
+    pc_call_sig_wipe(&cc->pending_sig);
+}
+
+/* Answering: the offered call ended before it became ours (what ... tail says how); takes an
+ * offer that came meanwhile, else waits for the next one until the deadline. */
+static void await_next(callcmd *cc, pc_call *c, const pc_call_result *res, const char *what,
+                       const char *tail)
+{
+    fflush(stdout);
+    fprintf(stderr, "parley: %s from %s device %u%s (call %016" PRIx64 ")\n", what, res->peer,
+            (unsigned)res->peer_device, tail, res->call_id);
+    pc_call_free(c);
+    cc->call = NULL;
+    if (cc->has_pending)
+        release_offer(cc, 1);
+    else if (cc->deadline_passed)
+        fail(cc, "no call came within %g s", pc_cmd_wait_s(&cc->cmd));
+}
+
 static void call_end(pc_call *c, const pc_status *st, const pc_call_result *res, void *ud)
 {
     callcmd *cc = ud;
@@ -151,6 +204,9 @@ static void call_end(pc_call *c, const pc_status *st, const pc_call_result *res,
 
     if (res->key_changed)
         warn_key_change(cc, res->peer);
+    /* an offer held for after this call is taken only when waiting for the next goes on */
+    if (res->end != PC_CALL_END_ELSEWHERE && !(res->end == PC_CALL_END_HUNG_UP && cc->answering))
+        release_offer(cc, 0);
     switch (res->end) {
     case PC_CALL_END_DONE:
         pc_call_format_stats(res->call_id, &res->stats, line, sizeof line);
@@ -167,16 +223,14 @@ static void call_end(pc_call *c, const pc_status *st, const pc_call_result *res,
         fail(cc, "%s did not answer within %u s (call %016" PRIx64 ")", res->peer,
              (unsigned)cc->co.ring_s, res->call_id);
         return;
+    case PC_CALL_END_ELSEWHERE:
+        /* taken on another device of this account */
+        await_next(cc, c, res, "call", " answered on another device");
+        return;
     case PC_CALL_END_HUNG_UP:
         if (cc->answering) {
-            /* withdrawn before it was connected: a missed call; wait for the next */
-            fflush(stdout);
-            fprintf(stderr, "parley: missed call from %s device %u (call %016" PRIx64 ")\n",
-                    res->peer, (unsigned)res->peer_device, res->call_id);
-            pc_call_free(c);
-            cc->call = NULL;
-            if (cc->deadline_passed)
-                fail(cc, "no call came within %g s", pc_cmd_wait_s(&cc->cmd));
+            /* withdrawn before it was connected */
+            await_next(cc, c, res, "missed call", "");
             return;
         }
         fail(cc, "%s declined the call (call %016" PRIx64 ")", res->peer, res->call_id);
@@ -234,7 +288,9 @@ static void on_call(pc_recv *r, const pc_call_message *m, void *ud)
                 (unsigned)m->sender_device, st.msg);
         return;
     }
-    if (cc->call)
+    if (cc->call && cc->answering && sig.type == PC_CALL_OFFER && pc_call_over(cc->call))
+        stash_offer(cc, m, &sig); /* the last call is over; its end is not reported yet */
+    else if (cc->call)
         pc_call_input(cc->call, m, &sig);
     else if (sig.type == PC_CALL_OFFER && cc->answering)
         take_offer(cc, m, &sig);
@@ -418,6 +474,7 @@ static int run(callcmd *cc, const pc_cmd_opts *o)
     uv_run(o->loop, UV_RUN_DEFAULT);
     if (cc->seen_init)
         pc_seen_free(&cc->seen);
+    pc_call_sig_wipe(&cc->pending_sig);
     return rc;
 }
 

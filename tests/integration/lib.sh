@@ -16,6 +16,7 @@
 # gateways hand out), start_relay [NAME [HOST [ALLOW]]] (parley-relay; RELAY_PORT[NAME],
 # RELAY_ADMIN[NAME], secret RELAY_SECRET). Ports: REDIS_PORT PG_PORT GW_PORT[I] GW_ADMIN[I]
 # FO_ADMIN[I], GW_URL[I]. Clients: cli USER ARGS (home folder per user), register USER I,
+# link_device HOME APPROVER I (a new device of an account; link_start alone for its code),
 # probe I ARGS; helpers in the background: spawn / spawn_to, stopped with stop_spawned (and all
 # killed at exit).
 # Checks: fail, assert_eq, assert_contains, assert_not_contains, assert_match, run (sets RC,
@@ -557,6 +558,38 @@ register() {
   [ -x "$CLI_BIN" ] || fail "client binary missing: $CLI_BIN"
   expect_rc 0 cli "$1" --server "${GW_URL[$2]}" register "$1"
   assert_eq "registered $1 device 1" "$OUT" "register $1 output"
+}
+
+# Linking (docs/DEVICES.md): the link code `parley link` prints
+CODE_RE='[0-9A-Z]{4}(-[0-9A-Z]{4}){5}'
+
+# link_start HOME I: `parley link` for a new home folder through gateway I, in the background;
+# sets LINK_PID and LINK_CODE (read from its output)
+link_start() {
+  local home=$1 i=$2 deadline=$((SECONDS + 20))
+  rm -rf "$T/home/$home"
+  spawn_to "link-$home" cli "$home" --server "${GW_URL[$i]}" link
+  LINK_PID=$SPAWNED
+  LINK_CODE=''
+  while [ -z "$LINK_CODE" ]; do
+    [ $SECONDS -lt $deadline ] || fail "no link code from $home: $(cat "$T/link-$home.out" "$T/link-$home.err")"
+    LINK_CODE=$(grep -oE "$CODE_RE" "$T/link-$home.out" | head -n 1 || true)
+    sleep 0.1
+  done
+}
+
+# link_device HOME APPROVER I: links a new home folder HOME, through gateway I, to the account of
+# APPROVER (who approves its code); sets LINKED_ID, the new device's id
+link_device() {
+  local home=$1 approver=$2 i=$3
+  link_start "$home" "$i"
+  expect_rc 0 cli "$approver" approve "$LINK_CODE"
+  assert_match "$OUT" '^approved device [0-9]+$' "approve output"
+  local dev=${OUT##* }
+  wait_rc "$LINK_PID"
+  assert_eq 0 "$WRC" "exit of link for $home: $(cat "$T/link-$home.err")"
+  assert_contains "$(cat "$T/link-$home.out")" "linked as $approver device $dev" "link output of $home"
+  LINKED_ID=$dev
 }
 
 # probe I ARGS...: parley-probe against gateway I

@@ -7,7 +7,10 @@
 #  - carol calls bob while he is in that call: busy;
 #  - a call nobody answers times out cleanly (exit 1, no allocation left on the relay), and
 #    bob's `parley recv` shows it as a missed call; a later `answer` does not pick it up;
-#  - answer with no call times out; a call to an unknown account fails cleanly.
+#  - answer with no call times out; a call to an unknown account fails cleanly;
+#  - bob with two devices: both answer, one takes the call and the other is told it was
+#    answered elsewhere; with one of them in a call, carol's call is taken by the other (not
+#    busy), which first passes over alice's offer that was answered elsewhere.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLUSTER_RELAY=1 start_cluster
@@ -58,6 +61,24 @@ two_party_call() {
   echo "callee: $(grep '^call ' <<<"$theirs")"
 }
 
+# long_call NAME SECONDS: bob's device 1 answers in the background (output NAME.out/.err, pid
+# in ans), alice calls him for SECONDS (long.out/.err, pid in long); returns once media flows
+long_call() {
+  wait_until 10 relay_idle
+  spawn_to "$1" cli bob answer --timeout 40
+  ans=$SPAWNED
+  wait_until 20 online bob 1
+  before=$(relay_metric parley_relay_packets_total)
+  spawn_to long cli alice call bob --seconds "$2"
+  long=$SPAWNED
+  for ((i = 0; i < 200; i++)); do
+    ! media_flows || break
+    kill -0 "$long" 2>/dev/null || break
+    sleep 0.1
+  done
+  media_flows || fail "alice's call to bob did not connect: $(cat "$T"/long.* "$T/$1".*)"
+}
+
 # --- an audio call ---------------------------------------------------------------------------
 before=$(relay_metric parley_relay_packets_total)
 two_party_call 3
@@ -72,19 +93,7 @@ two_party_call 2 --video
 assert_line "$(cat "$T/answer.out")" "$STATS_RE"
 
 # --- busy ------------------------------------------------------------------------------------
-wait_until 10 relay_idle
-spawn_to answer cli bob answer --timeout 40
-ans=$SPAWNED
-wait_until 20 online bob 1
-before=$(relay_metric parley_relay_packets_total)
-spawn_to long cli alice call bob --seconds 8
-long=$SPAWNED
-for ((i = 0; i < 200; i++)); do
-  ! media_flows || break
-  kill -0 "$long" 2>/dev/null || break
-  sleep 0.1
-done
-media_flows || fail "alice's call to bob did not connect: $(cat "$T"/long.* "$T"/answer.*)"
+long_call answer 8
 run cli carol call bob --timeout 10
 [ "$RC" = 1 ] || fail "carol's call during alice's: exit $RC ($OUT $ERR); $(cat "$T"/long.* "$T"/answer.*)"
 clean_exit
@@ -123,3 +132,48 @@ clean_exit
 assert_contains "$ERR" "unknown account nobody_here"
 expect_rc 2 cli alice call bob --seconds 0
 expect_rc 2 cli alice send bob hi --video
+
+# --- a callee with two devices ---------------------------------------------------------------
+# an offer rings every device of the account; the first answer takes the call and the other
+# devices are told it was answered elsewhere
+link_device bob-2 bob 1
+wait_until 10 relay_idle
+spawn_to ans1 cli bob answer --timeout 8
+a1=$SPAWNED
+spawn_to ans2 cli bob-2 answer --timeout 8
+a2=$SPAWNED
+wait_until 20 online bob 1
+wait_until 20 online bob "$LINKED_ID"
+run cli alice call bob --seconds 2
+[ "$RC" = 0 ] || fail "call to two devices: exit $RC: $OUT / $ERR / $(cat "$T"/ans1.* "$T"/ans2.*)"
+assert_line "$OUT" "$STATS_RE" "caller's line, two devices ringing"
+clean_exit
+id=$(call_id_of "$OUT")
+wait_rc "$a1"; r1=$WRC
+wait_rc "$a2"; r2=$WRC
+if grep -qE "$STATS_RE" "$T/ans1.out"; then won=ans1 lost=ans2 rw=$r1 rl=$r2; else won=ans2 lost=ans1 rw=$r2 rl=$r1; fi
+[ "$rw" = 0 ] || fail "the device that took the call: exit $rw: $(cat "$T/$won".*)"
+assert_eq "$id" "$(call_id_of "$(cat "$T/$won.out")")" "call id on the device that took it"
+assert_contains "$(cat "$T/$lost.err")" "answered on another device (call $id)" "the other device"
+[ "$rl" = 1 ] || fail "the other device's answer: exit $rl: $(cat "$T/$lost".*)"
+assert_contains "$(cat "$T/$lost.err")" "no call came within 8 s" "the other device waited on"
+assert_not_contains "$(cat "$T"/ans1.err "$T"/ans2.err)" "Sanitizer" "stderr of the two devices"
+
+# one device in a call does not make the account busy: carol's call is taken by the other one
+long_call ans1 10
+a1=$ans
+# bob-2 was offline: alice's offer and its answered-elsewhere wait in its queue before carol's
+spawn_to ans2 cli bob-2 answer --timeout 30
+a2=$SPAWNED
+run cli carol call bob --seconds 2 --timeout 20
+[ "$RC" = 0 ] || fail "carol's call while one of bob's devices is busy: exit $RC: $OUT / $ERR / $(cat "$T"/ans2.*)"
+assert_line "$OUT" "$STATS_RE" "carol's line"
+clean_exit
+wait_rc "$a2"
+[ "$WRC" = 0 ] || fail "bob-2's answer: exit $WRC: $(cat "$T"/ans2.*)"
+assert_eq "$(call_id_of "$OUT")" "$(call_id_of "$(cat "$T/ans2.out")")" "carol's call id on bob-2"
+wait_rc "$long"
+[ "$WRC" = 0 ] || fail "alice's call during carol's: $(cat "$T/long.out" "$T/long.err")"
+wait_rc "$a1"
+[ "$WRC" = 0 ] || fail "bob's answer during carol's call: $(cat "$T"/ans1.*)"
+assert_not_contains "$(cat "$T"/ans1.err "$T"/ans2.err "$T"/long.err)" "Sanitizer" "stderr"

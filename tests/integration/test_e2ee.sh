@@ -107,26 +107,6 @@ expect_rc 0 cli alice safety-number carol
 expect_rc 1 cli alice safety-number nobody_here
 assert_contains "$ERR" "unknown account nobody_here" "safety number of an unknown account"
 
-# link_device HOME APPROVER I: `parley link` for a new home folder through gateway I, approved
-# by APPROVER; sets LINKED_ID
-CODE_RE='[0-9A-Z]{4}(-[0-9A-Z]{4}){5}'
-link_device() {
-  local home=$1 approver=$2 i=$3 code='' pid deadline=$((SECONDS + 20))
-  rm -rf "$T/home/$home"
-  spawn_to "link-$home" cli "$home" --server "${GW_URL[$i]}" link
-  pid=$SPAWNED
-  while [ -z "$code" ]; do
-    [ $SECONDS -lt $deadline ] || fail "no link code from $home: $(cat "$T/link-$home.out" "$T/link-$home.err")"
-    code=$(grep -oE "$CODE_RE" "$T/link-$home.out" | head -n 1 || true)
-    sleep 0.1
-  done
-  expect_rc 0 cli "$approver" approve "$code"
-  assert_match "$OUT" '^approved device [0-9]+$' "approve output"
-  LINKED_ID=${OUT##* }
-  wait_rc "$pid"
-  assert_eq 0 "$WRC" "exit of link for $home: $(cat "$T/link-$home.err")"
-}
-
 # --- bob reinstalls: a new install recovers the account key, the old device goes ------------
 export PARLEY_PASSPHRASE="e2ee test passphrase"
 expect_rc 0 cli bob recovery-kit "$T/bob.kit"

@@ -15,35 +15,6 @@ register bob 2
 acct() { psql_q "SELECT id FROM accounts WHERE username = '$1'"; }
 ndevices() { psql_q "SELECT count(*) FROM devices WHERE account_id = $(acct "$1")"; }
 list_version() { psql_q "SELECT devlist_version FROM accounts WHERE username = '$1'"; }
-CODE_RE='[0-9A-Z]{4}(-[0-9A-Z]{4}){5}'
-
-# link_start HOME I: `parley link` for a new home folder through gateway I, in the background;
-# sets LINK_PID and LINK_CODE (read from its output)
-link_start() {
-  local home=$1 i=$2 deadline=$((SECONDS + 20))
-  rm -rf "$T/home/$home"
-  spawn_to "link-$home" cli "$home" --server "${GW_URL[$i]}" link
-  LINK_PID=$SPAWNED
-  LINK_CODE=''
-  while [ -z "$LINK_CODE" ]; do
-    [ $SECONDS -lt $deadline ] || fail "no link code from $home: $(cat "$T/link-$home.out" "$T/link-$home.err")"
-    LINK_CODE=$(grep -oE "$CODE_RE" "$T/link-$home.out" | head -n 1 || true)
-    sleep 0.1
-  done
-}
-
-# link_device HOME APPROVER I: links HOME to the approver's account; expects device N
-link_device() {
-  local home=$1 approver=$2 i=$3
-  link_start "$home" "$i"
-  expect_rc 0 cli "$approver" approve "$LINK_CODE"
-  assert_match "$OUT" '^approved device [0-9]+$' "approve output"
-  local dev=${OUT##* }
-  wait_rc "$LINK_PID"
-  assert_eq 0 "$WRC" "exit of link for $home: $(cat "$T/link-$home.err")"
-  assert_contains "$(cat "$T/link-$home.out")" "linked as $approver device $dev" "link output of $home"
-  LINKED_ID=$dev
-}
 
 # --- link a second device (through the other gateway) and a third --------------------------
 link_device alice-2 alice 2

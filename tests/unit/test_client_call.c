@@ -129,6 +129,24 @@ static void test_other_types_round_trip(void **state)
     assert_int_equal(round_trip(&in, &out, &st), 0);
     assert_int_equal(out.type, PC_CALL_BUSY);
     assert_string_equal(pc_call_sig_type_name(PC_CALL_BUSY), "busy");
+
+    /* answered elsewhere names the device that took the call, and only that hangup does */
+    memset(&in, 0, sizeof in);
+    in.call_id = 7;
+    in.type = PC_CALL_HANGUP;
+    in.reason = PC_CALL_ANSWERED_ELSEWHERE;
+    in.answered_device = 4;
+    assert_int_equal(round_trip(&in, &out, &st), 0);
+    assert_int_equal(out.reason, PC_CALL_ANSWERED_ELSEWHERE);
+    assert_int_equal(out.answered_device, 4);
+    in.answered_device = 0;
+    assert_int_equal(round_trip(&in, &out, &st), -1);
+    assert_int_equal(st.kind, PC_ERR_PROTO);
+    assert_non_null(strstr(st.msg, "must name an answering device"));
+    in.reason = PC_CALL_DONE;
+    in.answered_device = 4;
+    assert_int_equal(round_trip(&in, &out, &st), -1);
+    assert_non_null(strstr(st.msg, "must not name an answering device"));
 }
 
 /* The encoder refuses what the decoder would. */
@@ -293,6 +311,30 @@ static void test_route(void **state)
     assert_int_equal(pc_call_route(&caller, "carol", 1, &s), PC_CALL_ROUTE_BUSY);
     s.type = PC_CALL_HANGUP;
     assert_int_equal(pc_call_route(&callee, "alice", 1, &s), PC_CALL_ROUTE_IGNORE);
+    /* answered elsewhere: the callee device that took the call goes on, the others stop */
+    s.call_id = 42;
+    s.to_device = 0;
+    s.reason = PC_CALL_ANSWERED_ELSEWHERE;
+    s.answered_device = 2;
+    assert_int_equal(pc_call_route(&callee, "alice", 1, &s), PC_CALL_ROUTE_IGNORE);
+    s.answered_device = 5;
+    assert_int_equal(pc_call_route(&callee, "alice", 1, &s), PC_CALL_ROUTE_TAKE);
+}
+
+static void test_all_busy(void **state)
+{
+    const uint32_t offered[] = { 1, 2, 5 };
+    const uint32_t some[] = { 5, 1 }, all[] = { 2, 5, 1 }, other[] = { 3 };
+
+    (void)state;
+    /* the callee is busy only once every device the offer went to said so */
+    assert_int_equal(pc_call_all_busy(offered, 3, some, 2), 0);
+    assert_int_equal(pc_call_all_busy(offered, 3, all, 3), 1);
+    assert_int_equal(pc_call_all_busy(offered, 3, other, 1), 0);
+    assert_int_equal(pc_call_all_busy(offered, 1, some, 2), 1);
+    /* before the server's answer it is not known where the offer went */
+    assert_int_equal(pc_call_all_busy(offered, 0, all, 3), 0);
+    assert_int_equal(pc_call_all_busy(offered, 3, all, 0), 0);
 }
 
 static void test_offer_fresh(void **state)
@@ -333,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_route),
+        cmocka_unit_test(test_all_busy),
         cmocka_unit_test(test_offer_fresh),
         cmocka_unit_test(test_format),
     };
