@@ -47,8 +47,11 @@ static const char usage_head[] =
     "                             queue and connection, and nobody encrypts to it any more\n"
     "  safety-number NAME         the safety number of your account and NAME's (60 digits):\n"
     "                             compare it with NAME in person or on a call; it covers\n"
-    "                             every device of both accounts. A new account key of NAME\n"
-    "                             is refused by send until you ran this again\n";
+    "                             every device of both accounts. When NAME's account key is\n"
+    "                             not the one you trusted, it prints the number for the new\n"
+    "                             key and exits 1: send refuses NAME until you trust it\n"
+    "  trust NAME                 accept NAME's new account key (NAME started over) after\n"
+    "                             comparing the safety number; prints the number\n";
 /* recv's line for a call offer (the call commands are in cli_call.h) */
 static const char usage_recv_calls[] =
     "  (recv prints a call offer as \"NAME DEVICE called you (call ID)\"; --json: a \"call\"\n"
@@ -113,7 +116,7 @@ typedef struct {
     /* send */
     pc_sendop *op;
 
-    /* devices, safety-number */
+    /* devices, safety-number, trust */
     char peer[PARLEY_NAME_MAX + 1];
     uint32_t remove_id;  /* devices remove ID */
 
@@ -971,6 +974,7 @@ static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
     const Parley__V1__DeviceList *dl = f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES
                                            ? f->devices
                                            : NULL;
+    int trusting = !strcmp(a->cmd, "trust");
     char digits[PC_FP_DIGITS + 1], shown[PC_FP_FORMATTED_BYTES];
     Parley__V1__DeviceList *verified;
     int changed = 0;
@@ -983,10 +987,24 @@ static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
         fail(a, "%s", e.msg);
         return;
     }
-    /* looking at the safety number is how the user accepts a new account key (the peer
-     * started over): the old pin goes and the new key is pinned as on first contact */
+    /* a new account key (the peer started over, or the server lies): safety-number shows
+     * the number it would make, trust accepts it (the old pin goes and the new key is pinned
+     * as on first contact) */
     if (dl && dl->account_key.len == 32 && pin->pinned &&
         memcmp(pin->account_pk, dl->account_key.data, 32)) {
+        if (!trusting) {
+            pc_fp_safety_number(a->home.id.keys.account_pk, a->home.id.username,
+                                strlen(a->home.id.username), dl->account_key.data, a->peer,
+                                strlen(a->peer), digits);
+            pc_fp_format(digits, shown);
+            printf("%s\n", shown);
+            fflush(stdout);
+            fail(a, "the account key of %s is not the one you trusted (the server, or %s "
+                    "started over): this number is for the new key; if %s confirms it, accept "
+                    "the key with `parley trust %s`",
+                 a->peer, a->peer, a->peer, a->peer);
+            return;
+        }
         memset(pin, 0, sizeof *pin);
         changed = 1;
     }
@@ -1013,9 +1031,9 @@ static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
     printf("%s\n", shown);
     fflush(stdout);
     if (changed)
-        fprintf(stderr, "parley: the account key of %s changed since you last looked: compare "
-                        "this number with %s again\n",
-                a->peer, a->peer);
+        fprintf(stderr, "parley: now trusting the new account key of %s\n", a->peer);
+    else if (trusting)
+        fprintf(stderr, "parley: the account key of %s is the one already trusted\n", a->peer);
     pc_vault_ack_changes(a->vault, a->peer);
     if (pc_vault_save(a->vault, &e) < 0) {
         fail(a, "%s", e.msg);
@@ -1189,7 +1207,8 @@ static int parse_args(app *a, int argc, char **argv)
     if (!strcmp(a->cmd, "devices")) {
         if (a->nargs == 2 ? strcmp(a->args[0], "remove") != 0 : a->nargs != 1)
             return usage_error("devices wants NAME, or remove ID");
-    } else if (!strcmp(a->cmd, "register") || !strcmp(a->cmd, "safety-number")) {
+    } else if (!strcmp(a->cmd, "register") || !strcmp(a->cmd, "safety-number") ||
+               !strcmp(a->cmd, "trust")) {
         if (a->nargs != 1)
             return usage_error("%s wants one NAME", a->cmd);
     } else if (!strcmp(a->cmd, "send")) {
@@ -1282,7 +1301,7 @@ static int setup(app *a)
         return cmd_send(a);
     if (!strcmp(a->cmd, "recv"))
         return cmd_recv(a);
-    if (!strcmp(a->cmd, "safety-number"))
+    if (!strcmp(a->cmd, "safety-number") || !strcmp(a->cmd, "trust"))
         return cmd_safety(a);
     return cmd_devices(a);
 }

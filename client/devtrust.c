@@ -41,8 +41,9 @@ int pc_dt_accept(pc_dt_pin *pin, const char *account, const Parley__V1__DeviceLi
         return pc_status_set(st, PC_ERR_TRUST,
                              "the account key of %s is not the one pinned on first contact "
                              "(the server, or %s started over): its devices cannot be trusted; "
-                             "compare safety numbers (parley safety-number %s)",
-                             account, account, account);
+                             "compare safety numbers (parley safety-number %s), then accept "
+                             "the new key with parley trust %s",
+                             account, account, account, account);
     key = dl->account_key.data;
     if (!dl->n_lists || !dl->latest_version) {
         if (anchor)

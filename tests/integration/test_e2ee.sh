@@ -7,7 +7,8 @@
 # device list to it without a key-change warning and the safety number stays; a device row
 # written straight into PostgreSQL (not in the signed list) is a ghost: sends to the account
 # fail naming it with nothing queued, and what it sends is not shown; a linked second device
-# gets sent transcripts.
+# gets sent transcripts; an account that starts over with a new account key is refused until
+# `parley trust` (safety-number shows the new number without trusting it).
 source "$(dirname "$0")/lib.sh"
 
 start_cluster
@@ -196,6 +197,37 @@ assert_eq "$(printf 'alice\t1\tnote to self')" "$OUT" "note to self on device 2"
 expect_rc 0 cli alice-2 send alice "from the laptop"
 expect_rc 0 cli alice recv --count 1 --timeout 20
 assert_eq "$(printf 'alice\t2\tfrom the laptop')" "$OUT" "the primary reads its sibling"
+
+# --- carol starts over: a new account key ---------------------------------------------------
+# (her account was deleted and the name registered again from a new install): alice refuses
+# the new key until she trusts it; safety-number shows the new number but does not trust it
+expect_rc 0 cli alice safety-number carol
+sn_old=$OUT
+psql_q "DELETE FROM accounts WHERE username = 'carol'" >/dev/null
+rm -rf "$T/home/carol"
+register carol 1
+expect_rc 1 cli alice send carol "to the new carol"
+assert_contains "$ERR" "the account key of carol is not the one pinned on first contact" \
+  "send to an account with a new key"
+assert_contains "$ERR" "parley trust carol" "what to do about a new key"
+expect_rc 1 cli alice safety-number carol
+sn_new=$OUT
+assert_match "$sn_new" '^[0-9]{5}( [0-9]{5}){11}$' "the new key's safety number"
+[ "$sn_new" != "$sn_old" ] || fail "the safety number did not change with carol's account key"
+assert_contains "$ERR" 'accept the key with `parley trust carol`' "safety-number of a new key"
+expect_rc 1 cli alice send carol "still refused"
+assert_contains "$ERR" "not the one pinned" "safety-number alone does not trust the new key"
+expect_rc 0 cli alice trust carol
+assert_eq "$sn_new" "$OUT" "trust prints the number it trusts"
+assert_contains "$ERR" "now trusting the new account key of carol" "trust"
+expect_rc 0 cli alice send carol "to the new carol"
+expect_rc 0 cli carol recv --count 1 --timeout 20
+assert_eq "$(printf 'alice\t1\tto the new carol')" "$OUT" "the new carol reads it"
+expect_rc 0 cli carol safety-number alice
+assert_eq "$sn_new" "$OUT" "the new carol's safety number with alice"
+expect_rc 0 cli alice trust carol
+assert_eq "$sn_new" "$OUT" "trust of the key already trusted"
+assert_contains "$ERR" "the account key of carol is the one already trusted" "trust again"
 
 # --- local state: every file 0600, folders 0700 ---------------------------------------------
 bad=$(find "$T/home/alice" \( -type f ! -perm 600 \) -o \( -type d ! -perm 700 \))
