@@ -104,6 +104,7 @@ typedef struct {
 
     pc_session *sess;
     int ever_up;
+    int repinned; /* trust: the old account key of a->peer was dropped for the new one */
     pc_vault *vault;
     pc_upkeep *upkeep;
     int registered;     /* register: the account exists, its prekeys are being published */
@@ -794,12 +795,17 @@ static int cmd_recv(app *a)
 
 /* ---- device lists ----------------------------------------------------------------------- */
 
+static int ask_devices(app *a, pc_conn *c, pc_response_cb cb);
+
 /* The pin of a->peer after the DeviceList answer f verified against it (devtrust.h) and was
- * saved; NULL after fail() otherwise. */
-static pc_dt_pin *trusted_answer(app *a, const Parley__V1__ServerFrame *f, const pc_status *st)
+ * saved; NULL after fail() otherwise, or when f was a page of a longer chain: then the next
+ * page is asked for, answered to again (the callback f came to). */
+static pc_dt_pin *trusted_answer(app *a, pc_conn *c, const Parley__V1__ServerFrame *f,
+                                 const pc_status *st, pc_response_cb again)
 {
     pc_dt_pin *pin;
     pc_status e;
+    int rc;
 
     if (!f) {
         fail_status(a, st);
@@ -819,13 +825,17 @@ static pc_dt_pin *trusted_answer(app *a, const Parley__V1__ServerFrame *f, const
         return NULL;
     }
     if (!(pin = pc_vault_pin(a->vault, a->peer, &e)) ||
-        pc_dt_accept(pin, a->peer, f->devices, &e) < 0) {
+        (rc = pc_dt_accept(pin, a->peer, f->devices, &e)) < 0) {
         fail(a, "%s", e.msg);
         return NULL;
     }
     pc_vault_pin_changed(a->vault, a->peer);
     if (pc_vault_save(a->vault, &e) < 0) {
         fail(a, "%s", e.msg);
+        return NULL;
+    }
+    if (rc == PC_DT_MORE) {
+        ask_devices(a, c, again);
         return NULL;
     }
     return pin;
@@ -857,8 +867,7 @@ static void devices_answer(pc_conn *c, const Parley__V1__ServerFrame *f, const p
     size_t n_ghosts;
     pc_dt_pin *pin;
 
-    (void)c;
-    if (!(pin = trusted_answer(a, f, st)))
+    if (!(pin = trusted_answer(a, c, f, st, devices_answer)))
         return;
     for (size_t i = 0; i < pin->list.n; i++) {
         uint32_t id = pin->list.dev[i].device_id;
@@ -977,11 +986,9 @@ static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
     int trusting = !strcmp(a->cmd, "trust");
     char digits[PC_FP_DIGITS + 1], shown[PC_FP_FORMATTED_BYTES];
     Parley__V1__DeviceList *verified;
-    int changed = 0;
     pc_dt_pin *pin;
     pc_status e;
 
-    (void)c;
     pc_status_ok(&e);
     if (!(pin = pc_vault_pin(a->vault, a->peer, &e))) {
         fail(a, "%s", e.msg);
@@ -1006,9 +1013,9 @@ static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
             return;
         }
         memset(pin, 0, sizeof *pin);
-        changed = 1;
+        a->repinned = 1;
     }
-    if (!(pin = trusted_answer(a, f, st)))
+    if (!(pin = trusted_answer(a, c, f, st, safety_peer)))
         return;
     /* the devices' keys come from the signed list: pinned now, so that sessions follow them
      * without a further warning */
@@ -1030,7 +1037,7 @@ static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_s
     pc_fp_format(digits, shown);
     printf("%s\n", shown);
     fflush(stdout);
-    if (changed)
+    if (a->repinned)
         fprintf(stderr, "parley: now trusting the new account key of %s\n", a->peer);
     else if (trusting)
         fprintf(stderr, "parley: the account key of %s is the one already trusted\n", a->peer);

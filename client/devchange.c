@@ -256,6 +256,8 @@ static int unsigned_base(dc_op *op, const Parley__V1__DeviceList *dl, pc_status 
     return 0;
 }
 
+static int fetch(dc_op *op, pc_status *st);
+
 static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                        void *ud)
 {
@@ -278,8 +280,14 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
             fail_op(op, &r);
         return;
     }
-    if (pc_dt_accept(op->pin, op->account, f->devices, &r) < 0) {
+    int rc = pc_dt_accept(op->pin, op->account, f->devices, &r);
+    if (rc < 0) {
         fail_op(op, &r);
+        return;
+    }
+    if (rc == PC_DT_MORE) { /* a page of a longer chain: on from there */
+        if (fetch(op, &r) < 0)
+            fail_op(op, &r);
         return;
     }
     if (op->upgrade_only) { /* the account has a list: nothing to sign */

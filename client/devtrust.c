@@ -100,7 +100,11 @@ int pc_dt_accept(pc_dt_pin *pin, const char *account, const Parley__V1__DeviceLi
                              "seen before: rolled back",
                              account, (unsigned long long)prev->version,
                              (unsigned long long)anchor->version);
-    if (prev->version != dl->latest_version)
+    /* a full page short of the latest: progress, and the caller asks for the next page */
+    int more = prev->version < dl->latest_version &&
+               dl->n_lists == PARLEY_DEVICE_LIST_CHAIN_MAX &&
+               (!anchor || prev->version > anchor->version);
+    if (prev->version != dl->latest_version && !more)
         return pc_status_set(st, PC_ERR_PROTO,
                              "the server says the device list of %s is at version %llu but "
                              "sent version %llu last",
@@ -110,7 +114,7 @@ int pc_dt_accept(pc_dt_pin *pin, const char *account, const Parley__V1__DeviceLi
     memcpy(pin->account_pk, key, 32);
     pin->list = *prev;
     pin->has_list = 1;
-    return 0;
+    return more ? PC_DT_MORE : 0;
 }
 
 static int same_device(const pdl_device *d, const Parley__V1__DeviceInfo *di)

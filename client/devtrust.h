@@ -30,6 +30,12 @@ typedef struct {
  * PC_ERR_PROTO when the account has no signed list or the answer is malformed. */
 int pc_dt_accept(pc_dt_pin *pin, const char *account, const Parley__V1__DeviceList *dl,
                  pc_status *st);
+/* pc_dt_accept's answer to a full page (PARLEY_DEVICE_LIST_CHAIN_MAX lists) that ends before
+ * dl->latest_version (a client further behind than one answer reaches): the lists verified and
+ * pin moved to the newest of them; ask GetDevices again from there (the pin's version) and
+ * accept that answer before using the pin. Each page moves the pin on by at least
+ * PARLEY_DEVICE_LIST_CHAIN_MAX - 1 versions the account key signed. */
+#define PC_DT_MORE 1
 
 /* Devices the server lists in dl->devices that pin's verified list lacks, or lists with other
  * keys or registration id than the signed list: ghosts. Writes at most cap ids to ids; *n is

@@ -225,7 +225,8 @@ static int store_sender(pc_recv *r, const char *name, const Parley__V1__DeviceLi
 }
 
 /* Runs a DeviceList answer through the sender's pin (devtrust.h) and keeps the verified
- * devices: a message opens only from a device of the sender's signed list, with its keys. */
+ * devices: a message opens only from a device of the sender's signed list, with its keys.
+ * PC_DT_MORE: a page of a longer chain verified, look up the next. */
 static int trust_sender(pc_recv *r, const char *name, const Parley__V1__DeviceList *dl)
 {
     pc_dt_pin *pin;
@@ -235,15 +236,19 @@ static int trust_sender(pc_recv *r, const char *name, const Parley__V1__DeviceLi
 
     if (!(pin = pc_vault_pin(r->v, name, &st)))
         return store_sender(r, name, NULL, st.msg);
-    if (pc_dt_accept(pin, name, dl, &st) < 0)
+    if ((rc = pc_dt_accept(pin, name, dl, &st)) < 0)
         return store_sender(r, name, NULL, st.msg);
     pc_vault_pin_changed(r->v, name);
+    if (rc == PC_DT_MORE)
+        return PC_DT_MORE;
     if (!(ok = pc_dt_verified_devices(pin, name)))
         return -1;
     rc = store_sender(r, name, ok, NULL);
     parley__v1__device_list__free_unpacked(ok, NULL);
     return rc;
 }
+
+static int start_lookup(pc_recv *r, rx_env *x);
 
 static void on_lookup(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
                       void *ud)
@@ -263,6 +268,12 @@ static void on_lookup(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_sta
     else if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error &&
              f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT)
         stored = store_sender(r, x->e->sender, NULL, NULL);
+    if (stored == PC_DT_MORE) {
+        x->looked_up = 0;
+        if (start_lookup(r, x) == 0)
+            return;
+        stored = -1;
+    }
     if (stored != 0) {
         /* the server could not answer now, or memory ran out: try again rather than drop a
          * message we could open later */

@@ -137,6 +137,7 @@ struct pc_sendop {
 };
 
 static void step(pc_sendop *op);
+static void ask_devices(pc_sendop *op, pc_conn *c);
 
 static const char *target(const pc_sendop *op)
 {
@@ -399,17 +400,22 @@ static void build_and_send(pc_sendop *op, pc_conn *c)
 
 /* Runs the server's answer through the target's pin (devtrust.h) and, when it verifies and
  * the server lists no device the signed list lacks, sets op->devs to the verified list: the
- * devices encrypted to are the signed list's, never the server's rows. */
+ * devices encrypted to are the signed list's, never the server's rows. PC_DT_MORE: a page of
+ * a longer chain verified, ask for the next. */
 static int trust_devices(pc_sendop *op, const Parley__V1__DeviceList *dl, pc_status *st)
 {
     uint32_t ghosts[PARLEY_MAX_DEVICES_PER_ACCOUNT];
     size_t n_ghosts;
     pc_dt_pin *pin = pc_vault_pin(op->v, target(op), st);
 
+    int rc;
+
     /* pc_dt_accept leaves the pin as it was when it refuses */
-    if (!pin || pc_dt_accept(pin, target(op), dl, st) < 0)
+    if (!pin || (rc = pc_dt_accept(pin, target(op), dl, st)) < 0)
         return -1;
     pc_vault_pin_changed(op->v, target(op));
+    if (rc == PC_DT_MORE)
+        return PC_DT_MORE;
     pc_dt_ghosts(pin, dl, ghosts, PARLEY_MAX_DEVICES_PER_ACCOUNT, &n_ghosts);
     if (n_ghosts)
         return pc_dt_ghost_status(st, target(op), ghosts,
@@ -539,8 +545,13 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
         return;
     }
     forget_devices(op);
-    if (trust_devices(op, f->devices, &r) < 0) {
+    int trusted = trust_devices(op, f->devices, &r);
+    if (trusted < 0) {
         fail(op, &r);
+        return;
+    }
+    if (trusted == PC_DT_MORE) {
+        ask_devices(op, c);
         return;
     }
     if (pc_vault_plan(op->v, target(op), op->devs, own_skip(op), need, &n_need, &r) < 0) {
@@ -567,8 +578,6 @@ static void on_devices(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_st
 static void step(pc_sendop *op)
 {
     pc_conn *c = pc_session_conn(op->s);
-    pc_dt_pin *pin;
-    pc_status st;
 
     if (!c) {
         op->state = W_UP;
@@ -578,6 +587,15 @@ static void step(pc_sendop *op)
         send_now(op, c);
         return;
     }
+    ask_devices(op, c);
+}
+
+/* GetDevices of the target from its pinned version. */
+static void ask_devices(pc_sendop *op, pc_conn *c)
+{
+    pc_dt_pin *pin;
+    pc_status st;
+
     if (!(pin = pc_vault_pin(op->v, target(op), &st))) {
         fail(op, &st);
         return;

@@ -14,7 +14,8 @@
 /* One statement, one snapshot: row kind 0 is the account (devlist_version, account_key), kind
  * 1 a device row (device_id, registration_id, signing_key, identity_key), kind 2 a signed list
  * (version, body, signature): versions from known_version (0: the current one) up to the
- * current one, at most $3 of them, the newest. */
+ * current one, at most $3 of them, the oldest: a client further behind pages through the chain
+ * from where it stands, asking again from the newest one it got. */
 #define GW_SQL_DEVICES                                                                         \
     "WITH a AS (SELECT id, account_key, devlist_version FROM accounts WHERE username = $1)"     \
     " SELECT 0 AS k, a.devlist_version AS n, 0 AS reg, a.account_key AS b1, NULL::bytea AS b2"  \
@@ -24,7 +25,7 @@
     " UNION ALL SELECT 2, l.version, 0, l.body, l.signature FROM a CROSS JOIN LATERAL"         \
     " (SELECT x.version, x.body, x.signature FROM device_lists x WHERE x.account_id = a.id"    \
     " AND x.version <= a.devlist_version AND x.version >= CASE WHEN $2::bigint = 0"            \
-    " THEN a.devlist_version ELSE $2::bigint END ORDER BY x.version DESC LIMIT $3::integer) l" \
+    " THEN a.devlist_version ELSE $2::bigint END ORDER BY x.version LIMIT $3::integer) l"      \
     " ORDER BY 1, 2"
 
 typedef struct {

@@ -9,7 +9,8 @@
 # addressing it fail; an account session (device 0, account key) may read and publish lists
 # but not send; an account from before signed lists (version 0) gets its first list from the
 # drive, and from its primary's first login with the parley CLI (refused by senders until then;
-# not signed again once a list was verified).
+# not signed again once a list was verified); a client 40 versions behind pages through the
+# chain (GetDevices serves the oldest 32 from its known version).
 source "$(dirname "$0")/lib.sh"
 
 DL_BIN=$PARLEY_BIN/tests/tools/parley-devlist-drive
@@ -213,5 +214,31 @@ expect_rc 0 cli carol recv --timeout 2
 assert_eq "0|0" "$(psql_q "SELECT a.devlist_version || '|' || (SELECT count(*) FROM device_lists l
                               WHERE l.account_id = a.id) FROM accounts a WHERE a.username = 'carol'")" \
   "carol after a rolled-back server"
+
+# --- clients further behind than one answer reaches ----------------------------------------
+# erin's list moves on 40 versions after frank and gina pinned version 1: GetDevices serves the
+# oldest 32 from the known version, and the library pages through the rest, for a send
+# (frank) and for a message received (gina)
+register erin 1
+register frank 2
+register gina 1
+expect_rc 0 cli frank send erin "at version 1"
+expect_rc 0 cli gina send erin "at version 1 too"
+steps=()
+for k in $(seq 1 20); do steps+=(--publish "add=far$k" --publish "remove=$((k + 1))"); done
+expect_rc 0 dl erin 1 "${steps[@]}"
+assert_eq 41 "$(psql_q "SELECT devlist_version FROM accounts WHERE username = 'erin'")" \
+  "erin's list version after 40 changes"
+expect_rc 0 dl erin 1 --get 1
+assert_line "$OUT" "^devices latest=41 key=match rows=1 lists=$(seq -s, 1 32)\$" \
+  "known 1 of 41: the oldest 32"
+assert_eq 32 "$(lines_matching "$OUT" '^list v=[0-9]+ sig=ok chain=(first|ok) ')" "a page that chains"
+expect_rc 0 cli frank send erin "40 versions later"
+assert_line "$OUT" '^erin	1	[0-9]+$' "a send 40 versions behind"
+expect_rc 0 cli erin send gina "from 40 versions on"
+expect_rc 0 cli gina recv --count 1 --timeout 20
+assert_eq "erin	1	from 40 versions on" "$OUT" "a message read 40 versions behind"
+expect_rc 0 cli erin recv --count 3 --timeout 20
+assert_contains "$OUT" "frank	1	40 versions later" "erin reads frank's"
 
 echo "PASS $TEST_NAME"

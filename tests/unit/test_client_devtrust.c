@@ -23,13 +23,15 @@ typedef struct {
     uint8_t pk[32], sk[64];
 } signer_key;
 
-/* One answer: up to 8 signed lists and the server's rows. */
+/* One answer: up to ANSWER_LISTS signed lists (a full page and one more) and the server's
+ * rows. */
+#define ANSWER_LISTS (PARLEY_DEVICE_LIST_CHAIN_MAX + 1)
 typedef struct {
     Parley__V1__DeviceList dl;
-    Parley__V1__SignedDeviceList s[8];
-    Parley__V1__SignedDeviceList *sp[8];
-    uint8_t sig[8][64];
-    uint8_t *body[8];
+    Parley__V1__SignedDeviceList s[ANSWER_LISTS];
+    Parley__V1__SignedDeviceList *sp[ANSWER_LISTS];
+    uint8_t sig[ANSWER_LISTS][64];
+    uint8_t *body[ANSWER_LISTS];
     Parley__V1__DeviceInfo rows[10];
     Parley__V1__DeviceInfo *rowp[10];
     pdl_device row_keys[10];
@@ -107,7 +109,7 @@ static void answer_add(answer *a, pdl_list *l, const signer_key *signer)
 {
     size_t i = a->dl.n_lists, len;
 
-    assert_true(i < 8);
+    assert_true(i < ANSWER_LISTS);
     assert_int_equal(pdl_encode(l, &a->body[i], &len), 0);
     pdl_sign(a->sig[i], a->body[i], len, signer->sk);
     parley__v1__signed_device_list__init(&a->s[i]);
@@ -146,7 +148,7 @@ static void answer_rows_of(answer *a, const pdl_list *l)
 
 static void answer_free(answer *a)
 {
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < ANSWER_LISTS; i++)
         free(a->body[i]);
 }
 
@@ -430,6 +432,66 @@ static void test_gap_refused(void **state)
     answer_free(&a);
 }
 
+/* A client further behind than one answer reaches pages through the chain: a full page that
+ * ends before latest_version moves the pin and asks for more (PC_DT_MORE). */
+static void test_pages(void **state)
+{
+    enum { LAST = 40 };
+    static pdl_list v[LAST + 1];
+    signer_key key;
+    pdl_device d[LAST + 1];
+    pc_dt_pin pin;
+    pc_status st;
+    answer a;
+
+    (void)state;
+    acct_make(&key);
+    d[1] = dev_make(1);
+    first_list(&v[1], "alice", &d[1], 1);
+    seal(&v[1]);
+    /* a device added, then removed, again and again */
+    for (int i = 2; i <= LAST; i++) {
+        d[i] = dev_make((uint32_t)i);
+        next_list(&v[i], &v[i - 1], i % 2 ? NULL : &d[i], i % 2 ? (uint32_t)i - 1 : 0);
+        seal(&v[i]);
+    }
+    memset(&pin, 0, sizeof pin);
+    answer_init(&a, "alice", key.pk);
+    answer_add(&a, &v[1], &key);
+    accepted(&pin, "alice", &a, 1);
+    answer_free(&a);
+    /* the first page: versions 1..32 of 40 */
+    answer_init(&a, "alice", key.pk);
+    for (int i = 1; i <= PARLEY_DEVICE_LIST_CHAIN_MAX; i++)
+        answer_add(&a, &v[i], &key);
+    a.dl.latest_version = LAST;
+    assert_int_equal(pc_dt_accept(&pin, "alice", &a.dl, &st), PC_DT_MORE);
+    assert_int_equal(pin.list.version, PARLEY_DEVICE_LIST_CHAIN_MAX);
+    answer_free(&a);
+    /* a short page that stops before the latest is not a page: refused */
+    answer_init(&a, "alice", key.pk);
+    for (int i = PARLEY_DEVICE_LIST_CHAIN_MAX; i <= 35; i++)
+        answer_add(&a, &v[i], &key);
+    a.dl.latest_version = LAST;
+    refused(&pin, "alice", &a, PC_ERR_PROTO, "version 40");
+    answer_free(&a);
+    /* the rest, from the version reached */
+    answer_init(&a, "alice", key.pk);
+    for (int i = PARLEY_DEVICE_LIST_CHAIN_MAX; i <= LAST; i++)
+        answer_add(&a, &v[i], &key);
+    answer_rows_of(&a, &v[LAST]);
+    accepted(&pin, "alice", &a, LAST);
+    assert_int_equal(pin.list.n, 2); /* device 1 and device 40, added last */
+    answer_free(&a);
+    /* a full page that would not move the pin on (the server repeating old versions) */
+    answer_init(&a, "alice", key.pk);
+    for (int i = LAST - PARLEY_DEVICE_LIST_CHAIN_MAX + 1; i <= LAST; i++)
+        answer_add(&a, &v[i], &key);
+    a.dl.latest_version = LAST + 5;
+    refused(&pin, "alice", &a, PC_ERR_PROTO, "version 45");
+    answer_free(&a);
+}
+
 static void test_ghosts(void **state)
 {
     history h;
@@ -598,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_fork_refused),
         cmocka_unit_test(test_key_change_and_signature),
         cmocka_unit_test(test_gap_refused),
+        cmocka_unit_test(test_pages),
         cmocka_unit_test(test_ghosts),
         cmocka_unit_test(test_verified_devices),
         cmocka_unit_test(test_vault_pins),
