@@ -1,6 +1,7 @@
 /* cli.c: the `parley` command line client. Each command sets up the library objects, runs the
  * loop until the command is done, and exits 0 (success), 1 (failure: one `parley: ...` line on
- * stderr), 2 (usage error) or 3 (recv --count: fewer messages than asked before the timeout). */
+ * stderr), 2 (usage error) or 3 (recv --count: fewer messages than asked before the timeout).
+ * devices, safety-number and trust are in cli_devices.c (cli_app.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -13,10 +14,10 @@
 
 #include "auth.h"
 #include "call.h"
+#include "cli_app.h"
 #include "cli_call.h"
 #include "cli_link.h"
 #include "cli_recover.h"
-#include "devchange.h"
 #include "parley_client.h"
 #include "wire.h"
 
@@ -75,63 +76,6 @@ static const char usage_tail[] =
     "are written as \\\\, \\t, \\n, \\r and \\xHH. Exit: 0 ok, 1 failure, 2 usage, 3 recv timeout\n"
     "before --count messages.\n";
 
-typedef struct {
-    /* options */
-    const char *home_dir;
-    const char *server;
-    const char *cmd;
-    const char *args[2];
-    int nargs;
-    double timeout_s;
-    int have_timeout;
-    long count;
-    int json;
-    uint64_t client_id;
-    int verbose;
-    double seconds;     /* call --seconds */
-    int video;          /* call --video */
-
-    /* run state */
-    uv_loop_t loop;
-    pc_ctx *ctx;
-    pc_home home;
-    int home_open;
-    const char *url;
-    int rc;
-    int finishing;
-    uv_timer_t deadline;
-    uv_timer_t settle;
-
-    pc_session *sess;
-    int ever_up;
-    int repinned; /* trust: the old account key of a->peer was dropped for the new one */
-    pc_vault *vault;
-    pc_upkeep *upkeep;
-    int registered;     /* register: the account exists, its prekeys are being published */
-    char warned[PARLEY_NAME_MAX + 1]; /* the last account a key change was reported for */
-
-    /* register */
-    pc_conn *conn;
-    pc_keys keys;
-
-    /* send */
-    pc_sendop *op;
-
-    /* devices, safety-number, trust */
-    char peer[PARLEY_NAME_MAX + 1];
-    uint32_t remove_id;  /* devices remove ID */
-
-    /* recv */
-    pc_recv *recv;
-    pc_seen seen;
-    int seen_init;
-    long got;
-    int timed_out;
-    int winding_down;
-    uint64_t wind_start;
-    int persist_warned;
-} app;
-
 /* ---- output and errors ------------------------------------------------------------------ */
 
 static void stop_loop(app *a)
@@ -145,7 +89,7 @@ static void settle_expired(uv_timer_t *t)
 }
 
 /* Ends the command with exit code rc: closes the connection politely, then stops the loop. */
-static void finish(app *a, int rc)
+void cli_finish(app *a, int rc)
 {
     if (a->finishing)
         return;
@@ -164,8 +108,8 @@ static void finish(app *a, int rc)
     }
 }
 
-static void fail(app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(app *a, const char *fmt, ...)
+void cli_fail(app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_fail(app *a, const char *fmt, ...)
 {
     va_list ap;
 
@@ -177,16 +121,16 @@ static void fail(app *a, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    finish(a, 1);
+    cli_finish(a, 1);
 }
 
 /* The one line for a failed connection or an error the server answered. */
-static void fail_status(app *a, const pc_status *st)
+void cli_fail_status(app *a, const pc_status *st)
 {
     if (st->kind == PC_ERR_NET)
-        fail(a, "cannot reach server %s: %s", a->url, st->msg);
+        cli_fail(a, "cannot reach server %s: %s", a->url, st->msg);
     else
-        fail(a, "%s", st->msg);
+        cli_fail(a, "%s", st->msg);
 }
 
 static void print_text_escaped(const char *s, size_t n)
@@ -275,13 +219,13 @@ static void print_json_string(const char *s, size_t n)
 
 static void deadline_expired(uv_timer_t *t);
 
-static void start_deadline(app *a, double seconds)
+void cli_start_deadline(app *a, double seconds)
 {
     if (seconds > 0)
         uv_timer_start(&a->deadline, deadline_expired, (uint64_t)llround(seconds * 1000), 0);
 }
 
-static void session_down_common(app *a, const pc_status *st, int retrying)
+void cli_session_down_common(app *a, const pc_status *st, int retrying)
 {
     if (a->finishing) {
         if (!retrying)
@@ -290,32 +234,32 @@ static void session_down_common(app *a, const pc_status *st, int retrying)
     }
     if (st->close_code == PWIRE_CLOSE_DEVICE_REMOVED) {
         /* no point in reconnecting: the device is gone from the account */
-        fail(a, "this device (%s device %u) was removed from the account", a->home.id.username,
+        cli_fail(a, "this device (%s device %u) was removed from the account", a->home.id.username,
              (unsigned)a->home.id.device_id);
         return;
     }
     if (retrying)
         return;
     if (st->kind == PC_ERR_SERVER && st->server_code == PARLEY__V1__ERROR_CODE__AUTH_FAILED)
-        fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
+        cli_fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
              (unsigned)a->home.id.device_id, st->msg);
     else if (st->close_code == PWIRE_CLOSE_POLICY && !a->ever_up)
-        fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
+        cli_fail(a, "authentication failed as %s device %u: %s", a->home.id.username,
              (unsigned)a->home.id.device_id, st->msg);
     else if (st->close_code == PWIRE_CLOSE_REPLACED)
-        fail(a, "replaced by a newer connection of %s device %u", a->home.id.username,
+        cli_fail(a, "replaced by a newer connection of %s device %u", a->home.id.username,
              (unsigned)a->home.id.device_id);
     else
-        fail_status(a, st);
+        cli_fail_status(a, st);
 }
 
-static int open_session(app *a, const pc_session_events *ev)
+int cli_open_session(app *a, const pc_session_events *ev)
 {
     pc_status st;
 
     a->sess = pc_session_new(a->ctx, a->url, &a->home.id, ev, a, &st);
     if (!a->sess) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
     pc_session_start(a->sess);
@@ -336,12 +280,12 @@ static void warn_key_change(app *a, const char *account)
             account, account);
 }
 
-static int open_vault(app *a)
+int cli_open_vault(app *a)
 {
     pc_status st;
 
     if (pc_vault_open(a->home.dir, &a->home.id, &a->vault, &st) < 0) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
     return 0;
@@ -374,14 +318,14 @@ static void publish_done(pc_upkeep *u, const pc_status *st, void *ud)
 
     (void)u;
     if (st->kind != PC_OK) {
-        fail(a, "registered %s device %u, but cannot publish its prekeys: %s (the next "
+        cli_fail(a, "registered %s device %u, but cannot publish its prekeys: %s (the next "
                 "send or recv tries again)",
              a->home.id.username, (unsigned)a->home.id.device_id, st->msg);
         return;
     }
     printf("registered %s device %u\n", a->home.id.username, (unsigned)a->home.id.device_id);
     fflush(stdout);
-    finish(a, 0);
+    cli_finish(a, 0);
 }
 
 static void publish_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
@@ -396,7 +340,7 @@ static void publish_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
 static void publish_down(pc_session *s, const pc_status *st, int retrying, void *ud)
 {
     (void)s;
-    session_down_common(ud, st, retrying);
+    cli_session_down_common(ud, st, retrying);
 }
 
 /* The account exists and its keys are saved: log in once to publish the prekeys, so that
@@ -405,11 +349,11 @@ static void publish_prekeys(app *a)
 {
     static const pc_session_events ev = { publish_up, NULL, publish_down, NULL, on_prekeys_low };
 
-    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
+    if (cli_open_vault(a) < 0 || cli_open_session(a, &ev) < 0)
         return;
     a->upkeep = pc_upkeep_new(a->sess, a->vault, publish_done, a);
     if (!a->upkeep)
-        fail(a, "out of memory");
+        cli_fail(a, "out of memory");
 }
 
 static void reg_on_close(pc_conn *c, const pc_status *st, void *ud)
@@ -425,7 +369,7 @@ static void reg_on_close(pc_conn *c, const pc_status *st, void *ud)
         publish_prekeys(a);
         return;
     }
-    fail_status(a, st);
+    cli_fail_status(a, st);
 }
 
 static void reg_done(pc_conn *c, const pc_status *st, const char *username, uint32_t device_id,
@@ -438,21 +382,21 @@ static void reg_done(pc_conn *c, const pc_status *st, const char *username, uint
         if (st->kind == PC_ERR_SERVER) {
             switch (st->server_code) {
             case PARLEY__V1__ERROR_CODE__NAME_TAKEN:
-                fail(a, "name %s is taken", a->args[0]);
+                cli_fail(a, "name %s is taken", a->args[0]);
                 return;
             case PARLEY__V1__ERROR_CODE__INVALID_NAME:
-                fail(a, "invalid name %s (use 3 to 32 of a-z 0-9 _ .)", a->args[0]);
+                cli_fail(a, "invalid name %s (use 3 to 32 of a-z 0-9 _ .)", a->args[0]);
                 return;
             case PARLEY__V1__ERROR_CODE__RATE_LIMITED:
-                fail(a, "rate limited by the server: try again in %u s",
+                cli_fail(a, "rate limited by the server: try again in %u s",
                      (unsigned)((st->retry_after_ms + 999) / 1000));
                 return;
             default:
-                fail(a, "registration refused: %s", st->msg);
+                cli_fail(a, "registration refused: %s", st->msg);
                 return;
             }
         }
-        fail_status(a, st);
+        cli_fail_status(a, st);
         return;
     }
     snprintf(a->home.id.username, sizeof a->home.id.username, "%s", username);
@@ -461,11 +405,11 @@ static void reg_done(pc_conn *c, const pc_status *st, const char *username, uint
     free(a->home.server);
     a->home.server = strdup(a->url);
     if (!a->home.server) {
-        fail(a, "out of memory");
+        cli_fail(a, "out of memory");
         return;
     }
     if (pc_home_save(&a->home, &e) < 0) {
-        fail(a, "registered %s, but cannot save its keys: %s", username, e.msg);
+        cli_fail(a, "registered %s, but cannot save its keys: %s", username, e.msg);
         return;
     }
     /* this connection served its one request; its close starts the publishing */
@@ -481,30 +425,30 @@ static int cmd_register(app *a)
 
     if (pc_home_exists(&a->home)) {
         if (pc_home_load(&a->home, &st) == 0)
-            fail(a, "%s already holds account %s device %u", a->home.dir, a->home.id.username,
+            cli_fail(a, "%s already holds account %s device %u", a->home.dir, a->home.id.username,
                  (unsigned)a->home.id.device_id);
         else
-            fail(a, "%s already holds an identity file", a->home.dir);
+            cli_fail(a, "%s already holds an identity file", a->home.dir);
         return -1;
     }
     if (pauth_name_normalize(a->args[0], norm) < 0) {
-        fail(a, "invalid name %s (use 3 to 32 of a-z 0-9 _ .)", a->args[0]);
+        cli_fail(a, "invalid name %s (use 3 to 32 of a-z 0-9 _ .)", a->args[0]);
         return -1;
     }
     if (pc_keys_generate(&a->keys, &st) < 0) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
     a->conn = pc_conn_open(a->ctx, a->url, &ev, a, &st);
     if (!a->conn) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
     if (pc_register_start(a->conn, &a->keys, norm, reg_done, a, &st) < 0) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
-    start_deadline(a, a->timeout_s);
+    cli_start_deadline(a, a->timeout_s);
     return 0;
 }
 
@@ -516,7 +460,7 @@ static void send_done(pc_sendop *op, const pc_status *st, const pc_send_result *
 
     (void)op;
     if (st->kind != PC_OK) {
-        fail_status(a, st);
+        cli_fail_status(a, st);
         return;
     }
     for (size_t i = 0; i < res->count; i++)
@@ -526,11 +470,11 @@ static void send_done(pc_sendop *op, const pc_status *st, const pc_send_result *
     if (res->key_changed)
         warn_key_change(a, res->recipient);
     if (res->sync_error) {
-        fail(a, "sent to %s, but not copied to your other devices: %s", res->recipient,
+        cli_fail(a, "sent to %s, but not copied to your other devices: %s", res->recipient,
              res->sync_error->msg);
         return;
     }
-    finish(a, 0);
+    cli_finish(a, 0);
 }
 
 static void send_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
@@ -552,7 +496,7 @@ static void send_down(pc_session *s, const pc_status *st, int retrying, void *ud
     (void)s;
     if (a->op && retrying)
         pc_sendop_session_down(a->op, st);
-    session_down_common(a, st, retrying);
+    cli_session_down_common(a, st, retrying);
 }
 
 static int cmd_send(app *a)
@@ -561,16 +505,16 @@ static int cmd_send(app *a)
     pc_status st;
     const char *text = a->args[1];
 
-    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
+    if (cli_open_vault(a) < 0 || cli_open_session(a, &ev) < 0)
         return -1;
     if (!(a->upkeep = pc_upkeep_new(a->sess, a->vault, upkeep_done, a))) {
-        fail(a, "out of memory");
+        cli_fail(a, "out of memory");
         return -1;
     }
     a->op = pc_sendop_start(a->sess, a->vault, a->args[0], text, strlen(text), a->client_id,
                             (uint64_t)llround(a->timeout_s * 1000), send_done, a, &st);
     if (!a->op) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
     return 0;
@@ -585,12 +529,12 @@ static void settle_check(uv_timer_t *t)
     if (pc_recv_idle(a->recv) || uv_now(&a->loop) - a->wind_start >= SETTLE_MS ||
         !pc_session_conn(a->sess)) {
         uv_timer_stop(t);
-        finish(a, a->rc);
+        cli_finish(a, a->rc);
     }
 }
 
 /* Stop handing out messages, let the acks of the printed ones settle, then finish with rc. */
-static void wind_down(app *a, int rc)
+void cli_wind_down(app *a, int rc)
 {
     if (a->winding_down || a->finishing)
         return;
@@ -635,7 +579,7 @@ static void recv_message(pc_recv *r, const pc_message *m, void *ud)
     fflush(stdout);
     a->got++;
     if (a->count && a->got >= a->count)
-        wind_down(a, 0);
+        cli_wind_down(a, 0);
 }
 
 /* A call signal: an offer shows as a call nobody answered (`parley answer` answers them). */
@@ -672,7 +616,7 @@ static void recv_call(pc_recv *r, const pc_call_message *m, void *ud)
     offer = sig.type == PC_CALL_OFFER;
     pc_call_sig_wipe(&sig);
     if (offer && a->count && a->got >= a->count)
-        wind_down(a, 0);
+        cli_wind_down(a, 0);
 }
 
 static void recv_bad(pc_recv *r, const Parley__V1__Envelope *e, const pc_status *why, void *ud)
@@ -721,7 +665,7 @@ static void recv_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
         pc_upkeep_session_up(a->upkeep, ok);
     if (a->timed_out) {
         /* the timeout passed while the first authentication was still under way */
-        wind_down(a, a->count ? 3 : 0);
+        cli_wind_down(a, a->count ? 3 : 0);
         return;
     }
     pc_recv_session_up(a->recv);
@@ -748,12 +692,12 @@ static void recv_down(pc_session *s, const pc_status *st, int retrying, void *ud
         /* the acks in flight are lost with the connection: redelivery and the seen set cover
          * them */
         uv_timer_stop(&a->settle);
-        finish(a, a->rc);
+        cli_finish(a, a->rc);
         if (!retrying)
             stop_loop(a);
         return;
     }
-    session_down_common(a, st, retrying);
+    cli_session_down_common(a, st, retrying);
 }
 
 static void recv_acked(pc_recv *r, void *ud)
@@ -770,311 +714,26 @@ static int cmd_recv(app *a)
     pc_status st;
 
     if (pc_seen_init(&a->seen, PC_HOME_SEEN_IDS) < 0) {
-        fail(a, "out of memory");
+        cli_fail(a, "out of memory");
         return -1;
     }
     a->seen_init = 1;
     if (pc_home_load_seen(&a->home, &a->seen, &st) < 0) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
-    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
+    if (cli_open_vault(a) < 0 || cli_open_session(a, &ev) < 0)
         return -1;
     if (!(a->upkeep = pc_upkeep_new(a->sess, a->vault, upkeep_done, a))) {
-        fail(a, "out of memory");
+        cli_fail(a, "out of memory");
         return -1;
     }
     a->recv = pc_recv_new(a->sess, a->vault, &a->seen, &rev, a, &st);
     if (!a->recv) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
-    start_deadline(a, a->timeout_s);
-    return 0;
-}
-
-/* ---- device lists ----------------------------------------------------------------------- */
-
-static int ask_devices(app *a, pc_conn *c, pc_response_cb cb);
-
-/* The pin of a->peer after the DeviceList answer f verified against it (devtrust.h) and was
- * saved; NULL after fail() otherwise, or when f was a page of a longer chain: then the next
- * page is asked for, answered to again (the callback f came to). */
-static pc_dt_pin *trusted_answer(app *a, pc_conn *c, const Parley__V1__ServerFrame *f,
-                                 const pc_status *st, pc_response_cb again)
-{
-    pc_dt_pin *pin;
-    pc_status e;
-    int rc;
-
-    if (!f) {
-        fail_status(a, st);
-        return NULL;
-    }
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ERROR && f->error) {
-        if (f->error->code == PARLEY__V1__ERROR_CODE__UNKNOWN_ACCOUNT) {
-            fail(a, "unknown account %s", a->peer);
-            return NULL;
-        }
-        pc_status_from_error(&e, f->error);
-        fail(a, "%s", e.msg);
-        return NULL;
-    }
-    if (f->body_case != PARLEY__V1__SERVER_FRAME__BODY_DEVICES || !f->devices) {
-        fail(a, "unexpected answer to GetDevices");
-        return NULL;
-    }
-    if (!(pin = pc_vault_pin(a->vault, a->peer, &e)) ||
-        (rc = pc_dt_accept(pin, a->peer, f->devices, &e)) < 0) {
-        fail(a, "%s", e.msg);
-        return NULL;
-    }
-    pc_vault_pin_changed(a->vault, a->peer);
-    if (pc_vault_save(a->vault, &e) < 0) {
-        fail(a, "%s", e.msg);
-        return NULL;
-    }
-    if (rc == PC_DT_MORE) {
-        ask_devices(a, c, again);
-        return NULL;
-    }
-    return pin;
-}
-
-/* GetDevices(a->peer) from the pinned version, answered to cb. Returns 0, or -1 after fail(). */
-static int ask_devices(app *a, pc_conn *c, pc_response_cb cb)
-{
-    pc_dt_pin *pin;
-    pc_status st;
-
-    if (!(pin = pc_vault_pin(a->vault, a->peer, &st))) {
-        fail(a, "%s", st.msg);
-        return -1;
-    }
-    if (pc_get_devices(c, a->peer, pin->has_list ? pin->list.version : 0, cb, a, &st) < 0) {
-        fail_status(a, &st);
-        return -1;
-    }
-    return 0;
-}
-
-static void devices_answer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
-                           void *ud)
-{
-    app *a = ud;
-    int own = !strcmp(a->peer, a->home.id.username);
-    uint32_t ghosts[PARLEY_MAX_DEVICES_PER_ACCOUNT];
-    size_t n_ghosts;
-    pc_dt_pin *pin;
-
-    if (!(pin = trusted_answer(a, c, f, st, devices_answer)))
-        return;
-    for (size_t i = 0; i < pin->list.n; i++) {
-        uint32_t id = pin->list.dev[i].device_id;
-        printf("%u%s\n", (unsigned)id, own && id == a->home.id.device_id ? "\tthis device" : "");
-    }
-    fflush(stdout);
-    pc_dt_ghosts(pin, f->devices, ghosts, PARLEY_MAX_DEVICES_PER_ACCOUNT, &n_ghosts);
-    for (size_t i = 0; i < n_ghosts && i < PARLEY_MAX_DEVICES_PER_ACCOUNT; i++)
-        fprintf(stderr,
-                "parley: warning: the server also lists device %u of %s, which is not in %s's "
-                "signed device list (added by the server?): nothing is sent to it\n",
-                (unsigned)ghosts[i], a->peer, a->peer);
-    finish(a, 0);
-}
-
-static void removed(const pc_status *st, const pdl_list *list, uint32_t device_id, void *ud)
-{
-    app *a = ud;
-    pc_status e;
-
-    (void)list;
-    /* the pin may have moved to the server's current list even when the change failed */
-    pc_vault_pin_changed(a->vault, a->peer);
-    if (st->kind != PC_OK) {
-        pc_vault_save(a->vault, &e);
-        fail_status(a, st);
-        return;
-    }
-    pc_vault_drop(a->vault, a->peer, device_id);
-    if (pc_vault_save(a->vault, &e) < 0) {
-        fail(a, "removed device %u, but cannot save the device list: %s", (unsigned)device_id,
-             e.msg);
-        return;
-    }
-    printf("removed device %u\n", (unsigned)device_id);
-    fflush(stdout);
-    finish(a, 0);
-}
-
-static void devices_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
-{
-    app *a = ud;
-    pc_devchange ch;
-    pc_dt_pin *pin;
-    pc_status st;
-
-    (void)ok;
-    if (a->ever_up)
-        return; /* a reconnect: the request of the first connection answers or fails */
-    a->ever_up = 1;
-    if (!a->remove_id) {
-        ask_devices(a, pc_session_conn(s), devices_answer);
-        return;
-    }
-    memset(&ch, 0, sizeof ch);
-    ch.remove_id = a->remove_id;
-    if (!(pin = pc_vault_pin(a->vault, a->peer, &st)) ||
-        pc_devchange_start(pc_session_conn(s), pin, &a->home.id.keys, a->peer, &ch, removed, a,
-                           &st) < 0)
-        fail_status(a, &st);
-}
-
-static void devices_down(pc_session *s, const pc_status *st, int retrying, void *ud)
-{
-    (void)s;
-    session_down_common(ud, st, retrying);
-}
-
-static int cmd_devices(app *a)
-{
-    pc_session_events ev = { devices_up, NULL, devices_down, NULL, NULL };
-
-    if (a->nargs == 2) {
-        /* devices remove ID: on the own account, with the account key */
-        char *end;
-        unsigned long id;
-        errno = 0;
-        id = strtoul(a->args[1], &end, 10);
-        if (errno || end == a->args[1] || *end || a->args[1][0] == '-' || id == 0 ||
-            id > UINT32_MAX) {
-            fail(a, "devices remove wants a device id, got %s", a->args[1]);
-            return -1;
-        }
-        if (!a->home.id.keys.has_account_sk) {
-            fail(a, "only a device holding the account key (the first device, or one recovered "
-                    "from a kit) can remove devices");
-            return -1;
-        }
-        if (id == a->home.id.device_id) {
-            fail(a, "device %lu is this device: remove it from another device that holds the "
-                    "account key",
-                 id);
-            return -1;
-        }
-        a->remove_id = (uint32_t)id;
-        snprintf(a->peer, sizeof a->peer, "%s", a->home.id.username);
-    } else if (pauth_name_normalize(a->args[0], a->peer) < 0) {
-        fail(a, "invalid account name %s", a->args[0]);
-        return -1;
-    }
-    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
-        return -1;
-    start_deadline(a, a->timeout_s);
-    return 0;
-}
-
-/* ---- safety-number ---------------------------------------------------------------------- */
-
-static void safety_peer(pc_conn *c, const Parley__V1__ServerFrame *f, const pc_status *st,
-                        void *ud)
-{
-    app *a = ud;
-    const Parley__V1__DeviceList *dl = f && f->body_case == PARLEY__V1__SERVER_FRAME__BODY_DEVICES
-                                           ? f->devices
-                                           : NULL;
-    int trusting = !strcmp(a->cmd, "trust");
-    char digits[PC_FP_DIGITS + 1], shown[PC_FP_FORMATTED_BYTES];
-    Parley__V1__DeviceList *verified;
-    pc_dt_pin *pin;
-    pc_status e;
-
-    pc_status_ok(&e);
-    if (!(pin = pc_vault_pin(a->vault, a->peer, &e))) {
-        fail(a, "%s", e.msg);
-        return;
-    }
-    /* a new account key (the peer started over, or the server lies): safety-number shows
-     * the number it would make, trust accepts it (the old pin goes and the new key is pinned
-     * as on first contact) */
-    if (dl && dl->account_key.len == 32 && pin->pinned &&
-        memcmp(pin->account_pk, dl->account_key.data, 32)) {
-        if (!trusting) {
-            pc_fp_safety_number(a->home.id.keys.account_pk, a->home.id.username,
-                                strlen(a->home.id.username), dl->account_key.data, a->peer,
-                                strlen(a->peer), digits);
-            pc_fp_format(digits, shown);
-            printf("%s\n", shown);
-            fflush(stdout);
-            fail(a, "the account key of %s is not the one you trusted (the server, or %s "
-                    "started over): this number is for the new key; if %s confirms it, accept "
-                    "the key with `parley trust %s`",
-                 a->peer, a->peer, a->peer, a->peer);
-            return;
-        }
-        memset(pin, 0, sizeof *pin);
-        a->repinned = 1;
-    }
-    if (!(pin = trusted_answer(a, c, f, st, safety_peer)))
-        return;
-    /* the devices' keys come from the signed list: pinned now, so that sessions follow them
-     * without a further warning */
-    if (!(verified = pc_dt_verified_devices(pin, a->peer))) {
-        fail(a, "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < verified->n_devices; i++)
-        if (pc_vault_observe(a->vault, a->peer, verified->devices[i], NULL, &e) < 0)
-            break;
-    parley__v1__device_list__free_unpacked(verified, NULL);
-    if (e.kind != PC_OK) {
-        fail(a, "%s", e.msg);
-        return;
-    }
-    pc_fp_safety_number(a->home.id.keys.account_pk, a->home.id.username,
-                        strlen(a->home.id.username), pin->account_pk, a->peer, strlen(a->peer),
-                        digits);
-    pc_fp_format(digits, shown);
-    printf("%s\n", shown);
-    fflush(stdout);
-    if (a->repinned)
-        fprintf(stderr, "parley: now trusting the new account key of %s\n", a->peer);
-    else if (trusting)
-        fprintf(stderr, "parley: the account key of %s is the one already trusted\n", a->peer);
-    pc_vault_ack_changes(a->vault, a->peer);
-    if (pc_vault_save(a->vault, &e) < 0) {
-        fail(a, "%s", e.msg);
-        return;
-    }
-    finish(a, 0);
-}
-
-static void safety_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
-{
-    app *a = ud;
-
-    (void)ok;
-    if (a->ever_up)
-        return; /* a reconnect: the first request answers or fails */
-    a->ever_up = 1;
-    ask_devices(a, pc_session_conn(s), safety_peer);
-}
-
-static int cmd_safety(app *a)
-{
-    pc_session_events ev = { safety_up, NULL, devices_down, NULL, NULL };
-
-    if (pauth_name_normalize(a->args[0], a->peer) < 0) {
-        fail(a, "invalid account name %s", a->args[0]);
-        return -1;
-    }
-    if (!strcmp(a->peer, a->home.id.username)) {
-        fail(a, "a safety number is between you and someone else");
-        return -1;
-    }
-    if (open_vault(a) < 0 || open_session(a, &ev) < 0)
-        return -1;
-    start_deadline(a, a->timeout_s);
+    cli_start_deadline(a, a->timeout_s);
     return 0;
 }
 
@@ -1082,7 +741,7 @@ static void auth_grace_expired(uv_timer_t *t)
 {
     app *a = t->data;
 
-    fail(a, "cannot reach server %s: no answer to authentication", a->url);
+    cli_fail(a, "cannot reach server %s: no answer to authentication", a->url);
 }
 
 static void deadline_expired(uv_timer_t *t)
@@ -1096,13 +755,13 @@ static void deadline_expired(uv_timer_t *t)
             return;
         }
         if (!a->ever_up) {
-            fail(a, "cannot reach server %s: timed out", a->url);
+            cli_fail(a, "cannot reach server %s: timed out", a->url);
             return;
         }
-        wind_down(a, a->count ? 3 : 0);
+        cli_wind_down(a, a->count ? 3 : 0);
         return;
     }
-    fail(a, "no answer from server %s within %g s", a->url, a->timeout_s);
+    cli_fail(a, "no answer from server %s within %g s", a->url, a->timeout_s);
 }
 
 /* ---- arguments -------------------------------------------------------------------------- */
@@ -1268,7 +927,7 @@ static int setup(app *a)
     if (!a->home_dir) {
         def = pc_home_default_dir();
         if (!def) {
-            fail(a, "HOME is not set: use --home DIR");
+            cli_fail(a, "HOME is not set: use --home DIR");
             return -1;
         }
     }
@@ -1276,30 +935,30 @@ static int setup(app *a)
     free(def);
     a->home_open = 1;
     if (rc < 0) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
     if (!is_register) {
         if (pc_home_load(&a->home, &st) < 0) {
-            fail(a, "%s", st.msg);
+            cli_fail(a, "%s", st.msg);
             return -1;
         }
     }
     a->url = a->server ? a->server : a->home.server;
     if (!a->url) {
-        fail(a, "no server known for %s: use --server URL", a->home.dir);
+        cli_fail(a, "no server known for %s: use --server URL", a->home.dir);
         return -1;
     }
     {
         pc_url u;
         if (pc_url_parse(a->url, &u, &st) < 0) {
-            fail(a, "%s", st.msg);
+            cli_fail(a, "%s", st.msg);
             return -1;
         }
     }
     a->ctx = pc_ctx_new(&a->loop, a->verbose, &st);
     if (!a->ctx) {
-        fail(a, "%s", st.msg);
+        cli_fail(a, "%s", st.msg);
         return -1;
     }
     if (is_register)
@@ -1309,8 +968,8 @@ static int setup(app *a)
     if (!strcmp(a->cmd, "recv"))
         return cmd_recv(a);
     if (!strcmp(a->cmd, "safety-number") || !strcmp(a->cmd, "trust"))
-        return cmd_safety(a);
-    return cmd_devices(a);
+        return cli_cmd_safety(a);
+    return cli_cmd_devices(a);
 }
 
 static void teardown(app *a)
@@ -1385,7 +1044,7 @@ int main(int argc, char **argv)
     uv_timer_init(&a.loop, &a.settle);
     a.deadline.data = a.settle.data = &a;
     a.rc = 1;
-    /* on a setup failure finish() has run: the loop only lets the close complete */
+    /* on a setup failure cli_finish() has run: the loop only lets the close complete */
     setup(&a);
     uv_run(&a.loop, UV_RUN_DEFAULT);
     rc = a.rc;
