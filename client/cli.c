@@ -1,7 +1,7 @@
 /* cli.c: the `parley` command line client. Each command sets up the library objects, runs the
  * loop until the command is done, and exits 0 (success), 1 (failure: one `parley: ...` line on
  * stderr), 2 (usage error) or 3 (recv --count: fewer messages than asked before the timeout).
- * devices, safety-number and trust are in cli_devices.c (cli_app.h). */
+ * devices, safety-number and trust are in cli_devices.c, recv in cli_recv.c (cli_app.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -22,8 +22,6 @@
 #include "wire.h"
 
 #define DEFAULT_TIMEOUT_S 30.0
-/* After the work is done: how long acks and the closing handshake may take before we leave. */
-#define SETTLE_MS 3000
 /* recv --timeout expired before the first authentication finished: how long to wait for it. */
 #define AUTH_GRACE_MS 5000
 
@@ -78,14 +76,14 @@ static const char usage_tail[] =
 
 /* ---- output and errors ------------------------------------------------------------------ */
 
-static void stop_loop(app *a)
+void cli_stop_loop(app *a)
 {
     uv_stop(&a->loop);
 }
 
 static void settle_expired(uv_timer_t *t)
 {
-    stop_loop(t->data);
+    cli_stop_loop(t->data);
 }
 
 /* Ends the command with exit code rc: closes the connection politely, then stops the loop. */
@@ -99,16 +97,15 @@ void cli_finish(app *a, int rc)
     uv_timer_stop(&a->settle);
     if (a->sess && pc_session_active(a->sess)) {
         pc_session_close(a->sess); /* its on_down stops the loop */
-        uv_timer_start(&a->settle, settle_expired, SETTLE_MS, 0);
+        uv_timer_start(&a->settle, settle_expired, CLI_SETTLE_MS, 0);
     } else if (a->conn) {
         pc_conn_close(a->conn, PWIRE_CLOSE_NORMAL, "bye"); /* its on_close stops the loop */
-        uv_timer_start(&a->settle, settle_expired, SETTLE_MS, 0);
+        uv_timer_start(&a->settle, settle_expired, CLI_SETTLE_MS, 0);
     } else {
-        stop_loop(a);
+        cli_stop_loop(a);
     }
 }
 
-void cli_fail(app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_fail(app *a, const char *fmt, ...)
 {
     va_list ap;
@@ -133,7 +130,7 @@ void cli_fail_status(app *a, const pc_status *st)
         cli_fail(a, "%s", st->msg);
 }
 
-static void print_text_escaped(const char *s, size_t n)
+void cli_print_text_escaped(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -181,7 +178,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 }
 
 /* A JSON string; bytes that are not UTF-8 become U+FFFD so the line stays valid JSON. */
-static void print_json_string(const char *s, size_t n)
+void cli_print_json_string(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
 
@@ -229,7 +226,7 @@ void cli_session_down_common(app *a, const pc_status *st, int retrying)
 {
     if (a->finishing) {
         if (!retrying)
-            stop_loop(a);
+            cli_stop_loop(a);
         return;
     }
     if (st->close_code == PWIRE_CLOSE_DEVICE_REMOVED) {
@@ -268,7 +265,7 @@ int cli_open_session(app *a, const pc_session_events *ev)
 
 /* ---- end-to-end state -------------------------------------------------------------------- */
 
-static void warn_key_change(app *a, const char *account)
+void cli_warn_key_change(app *a, const char *account)
 {
     if (!strcmp(a->warned, account))
         return;
@@ -293,7 +290,7 @@ int cli_open_vault(app *a)
 
 /* The prekeys went up (or the upload failed): for send and recv a failure only warns, the
  * next login tries again. */
-static void upkeep_done(pc_upkeep *u, const pc_status *st, void *ud)
+void cli_upkeep_done(pc_upkeep *u, const pc_status *st, void *ud)
 {
     (void)u;
     (void)ud;
@@ -301,7 +298,7 @@ static void upkeep_done(pc_upkeep *u, const pc_status *st, void *ud)
         fprintf(stderr, "parley: warning: cannot publish prekeys: %s\n", st->msg);
 }
 
-static void on_prekeys_low(pc_session *s, uint32_t count, void *ud)
+void cli_on_prekeys_low(pc_session *s, uint32_t count, void *ud)
 {
     app *a = ud;
 
@@ -347,7 +344,8 @@ static void publish_down(pc_session *s, const pc_status *st, int retrying, void 
  * others can start sessions with this device right away. */
 static void publish_prekeys(app *a)
 {
-    static const pc_session_events ev = { publish_up, NULL, publish_down, NULL, on_prekeys_low };
+    static const pc_session_events ev = { publish_up, NULL, publish_down, NULL,
+                                          cli_on_prekeys_low };
 
     if (cli_open_vault(a) < 0 || cli_open_session(a, &ev) < 0)
         return;
@@ -362,7 +360,7 @@ static void reg_on_close(pc_conn *c, const pc_status *st, void *ud)
 
     (void)c;
     if (a->finishing) {
-        stop_loop(a);
+        cli_stop_loop(a);
         return;
     }
     if (a->registered) {
@@ -468,7 +466,7 @@ static void send_done(pc_sendop *op, const pc_status *st, const pc_send_result *
                res->envelope_ids[i]);
     fflush(stdout);
     if (res->key_changed)
-        warn_key_change(a, res->recipient);
+        cli_warn_key_change(a, res->recipient);
     if (res->sync_error) {
         cli_fail(a, "sent to %s, but not copied to your other devices: %s", res->recipient,
              res->sync_error->msg);
@@ -501,13 +499,13 @@ static void send_down(pc_session *s, const pc_status *st, int retrying, void *ud
 
 static int cmd_send(app *a)
 {
-    pc_session_events ev = { send_up, NULL, send_down, NULL, on_prekeys_low };
+    pc_session_events ev = { send_up, NULL, send_down, NULL, cli_on_prekeys_low };
     pc_status st;
     const char *text = a->args[1];
 
     if (cli_open_vault(a) < 0 || cli_open_session(a, &ev) < 0)
         return -1;
-    if (!(a->upkeep = pc_upkeep_new(a->sess, a->vault, upkeep_done, a))) {
+    if (!(a->upkeep = pc_upkeep_new(a->sess, a->vault, cli_upkeep_done, a))) {
         cli_fail(a, "out of memory");
         return -1;
     }
@@ -517,223 +515,6 @@ static int cmd_send(app *a)
         cli_fail(a, "%s", st.msg);
         return -1;
     }
-    return 0;
-}
-
-/* ---- recv ------------------------------------------------------------------------------- */
-
-static void settle_check(uv_timer_t *t)
-{
-    app *a = t->data;
-
-    if (pc_recv_idle(a->recv) || uv_now(&a->loop) - a->wind_start >= SETTLE_MS ||
-        !pc_session_conn(a->sess)) {
-        uv_timer_stop(t);
-        cli_finish(a, a->rc);
-    }
-}
-
-/* Stop handing out messages, let the acks of the printed ones settle, then finish with rc. */
-void cli_wind_down(app *a, int rc)
-{
-    if (a->winding_down || a->finishing)
-        return;
-    a->winding_down = 1;
-    a->rc = rc;
-    uv_timer_stop(&a->deadline);
-    pc_recv_pause(a->recv);
-    a->wind_start = uv_now(&a->loop);
-    uv_timer_start(&a->settle, settle_check, 0, 10);
-}
-
-static void recv_message(pc_recv *r, const pc_message *m, void *ud)
-{
-    app *a = ud;
-
-    (void)r;
-    if (a->json) {
-        printf("{\"from\":");
-        print_json_string(m->sender, strlen(m->sender));
-        if (m->sent_to) {
-            printf(",\"to\":");
-            print_json_string(m->sent_to, m->sent_to_len);
-        }
-        printf(",\"device\":%u,\"id\":%" PRIu64 ",\"timestamp\":%" PRIu64 ",\"text\":",
-               (unsigned)m->sender_device, m->id, m->timestamp_ms);
-        print_json_string(m->text, m->text_len);
-        printf("}\n");
-    } else {
-        printf("%s", m->sender);
-        if (m->sent_to) {
-            /* the name comes out of a decrypted plaintext: escaped like the text */
-            printf("->");
-            print_text_escaped(m->sent_to, m->sent_to_len);
-        }
-        printf("\t%u\t", (unsigned)m->sender_device);
-        print_text_escaped(m->text, m->text_len);
-        putchar('\n');
-    }
-    if (m->key_changed)
-        warn_key_change(a, m->sender);
-    /* printed before acked: the ack is what makes the server forget it */
-    fflush(stdout);
-    a->got++;
-    if (a->count && a->got >= a->count)
-        cli_wind_down(a, 0);
-}
-
-/* A call signal: an offer shows as a call nobody answered (`parley answer` answers them). */
-static void recv_call(pc_recv *r, const pc_call_message *m, void *ud)
-{
-    app *a = ud;
-    pc_call_sig sig;
-    pc_status st;
-    int offer;
-
-    (void)r;
-    if (pc_call_sig_decode(m->signal, m->signal_len, &sig, &st) < 0) {
-        fflush(stdout);
-        fprintf(stderr, "parley: ignoring a call signal %" PRIu64 " from %s device %u: %s\n",
-                m->id, m->sender, (unsigned)m->sender_device, st.msg);
-        return;
-    }
-    if (sig.type == PC_CALL_OFFER) {
-        if (a->json) {
-            printf("{\"from\":");
-            print_json_string(m->sender, strlen(m->sender));
-            printf(",\"device\":%u,\"id\":%" PRIu64 ",\"timestamp\":%" PRIu64
-                   ",\"call\":\"%016" PRIx64 "\"}\n",
-                   (unsigned)m->sender_device, m->id, m->timestamp_ms, sig.call_id);
-        } else {
-            printf("%s %u called you (call %016" PRIx64 ")\n", m->sender,
-                   (unsigned)m->sender_device, sig.call_id);
-        }
-        fflush(stdout);
-        a->got++;
-    }
-    if (m->key_changed)
-        warn_key_change(a, m->sender);
-    offer = sig.type == PC_CALL_OFFER;
-    pc_call_sig_wipe(&sig);
-    if (offer && a->count && a->got >= a->count)
-        cli_wind_down(a, 0);
-}
-
-static void recv_bad(pc_recv *r, const Parley__V1__Envelope *e, const pc_status *why, void *ud)
-{
-    (void)r;
-    (void)ud;
-    fflush(stdout);
-    if (why->kind == PC_ERR_TRUST)
-        fprintf(stderr, "parley: not showing message %" PRIu64 " from %s device %u: %s\n",
-                e->id, e->sender, (unsigned)e->sender_device, why->msg);
-    else
-        fprintf(stderr, "parley: cannot decrypt message %" PRIu64 " from %s device %u: %s\n",
-                e->id, e->sender, (unsigned)e->sender_device, why->msg);
-}
-
-static void recv_persist(pc_recv *r, void *ud)
-{
-    app *a = ud;
-    pc_status st;
-
-    (void)r;
-    if (pc_home_save_seen(&a->home, &a->seen, &st) < 0 && !a->persist_warned) {
-        a->persist_warned = 1;
-        fprintf(stderr, "parley: warning: %s (duplicates may show after a crash)\n", st.msg);
-    }
-}
-
-static void recv_save_failed(pc_recv *r, const pc_status *why, void *ud)
-{
-    app *a = ud;
-
-    (void)r;
-    if (!a->persist_warned) {
-        a->persist_warned = 1;
-        fprintf(stderr, "parley: warning: %s (acks wait until it can be saved)\n", why->msg);
-    }
-}
-
-static void recv_up(pc_session *s, const Parley__V1__AuthOk *ok, void *ud)
-{
-    app *a = ud;
-
-    a->ever_up = 1;
-    pc_session_set_retry(s, 1);
-    if (a->upkeep)
-        pc_upkeep_session_up(a->upkeep, ok);
-    if (a->timed_out) {
-        /* the timeout passed while the first authentication was still under way */
-        cli_wind_down(a, a->count ? 3 : 0);
-        return;
-    }
-    pc_recv_session_up(a->recv);
-}
-
-static void recv_push(pc_session *s, const Parley__V1__ServerFrame *f, void *ud)
-{
-    app *a = ud;
-
-    (void)s;
-    if (f->body_case == PARLEY__V1__SERVER_FRAME__BODY_ENVELOPE && f->envelope &&
-        !a->winding_down)
-        pc_recv_envelope(a->recv, f->envelope);
-}
-
-static void recv_down(pc_session *s, const pc_status *st, int retrying, void *ud)
-{
-    app *a = ud;
-
-    (void)s;
-    if (a->recv)
-        pc_recv_session_down(a->recv);
-    if (a->winding_down && !a->finishing) {
-        /* the acks in flight are lost with the connection: redelivery and the seen set cover
-         * them */
-        uv_timer_stop(&a->settle);
-        cli_finish(a, a->rc);
-        if (!retrying)
-            stop_loop(a);
-        return;
-    }
-    cli_session_down_common(a, st, retrying);
-}
-
-static void recv_acked(pc_recv *r, void *ud)
-{
-    (void)r;
-    (void)ud; /* settle_check polls pc_recv_idle */
-}
-
-static int cmd_recv(app *a)
-{
-    pc_session_events ev = { recv_up, recv_push, recv_down, NULL, on_prekeys_low };
-    pc_recv_events rev = { recv_message, recv_bad,         recv_persist,
-                           recv_acked,   recv_save_failed, recv_call };
-    pc_status st;
-
-    if (pc_seen_init(&a->seen, PC_HOME_SEEN_IDS) < 0) {
-        cli_fail(a, "out of memory");
-        return -1;
-    }
-    a->seen_init = 1;
-    if (pc_home_load_seen(&a->home, &a->seen, &st) < 0) {
-        cli_fail(a, "%s", st.msg);
-        return -1;
-    }
-    if (cli_open_vault(a) < 0 || cli_open_session(a, &ev) < 0)
-        return -1;
-    if (!(a->upkeep = pc_upkeep_new(a->sess, a->vault, upkeep_done, a))) {
-        cli_fail(a, "out of memory");
-        return -1;
-    }
-    a->recv = pc_recv_new(a->sess, a->vault, &a->seen, &rev, a, &st);
-    if (!a->recv) {
-        cli_fail(a, "%s", st.msg);
-        return -1;
-    }
-    cli_start_deadline(a, a->timeout_s);
     return 0;
 }
 
@@ -966,7 +747,7 @@ static int setup(app *a)
     if (!strcmp(a->cmd, "send"))
         return cmd_send(a);
     if (!strcmp(a->cmd, "recv"))
-        return cmd_recv(a);
+        return cli_cmd_recv(a);
     if (!strcmp(a->cmd, "safety-number") || !strcmp(a->cmd, "trust"))
         return cli_cmd_safety(a);
     return cli_cmd_devices(a);

@@ -1,8 +1,8 @@
 /* cli_app.h: one run of the `parley` commands that cli.c parses and runs itself (register,
  * send, recv, devices, safety-number, trust): its options and state, and the helpers those
  * commands share (cli.c implements them). Commands in other files: cli_devices.c (devices,
- * safety-number, trust). The newer commands (link, approve, recover, call, answer) run on
- * cli_cmd.h instead. Not part of the client library. */
+ * safety-number, trust), cli_recv.c (recv). The newer commands (link, approve, recover, call,
+ * answer) run on cli_cmd.h instead. Not part of the client library. */
 #ifndef PC_CLI_APP_H
 #define PC_CLI_APP_H
 
@@ -11,6 +11,9 @@
 #include <uv.h>
 
 #include "parley_client.h"
+
+/* After the work is done: how long acks and the closing handshake may take before we leave. */
+#define CLI_SETTLE_MS 3000
 
 typedef struct {
     /* options */
@@ -86,9 +89,22 @@ int cli_open_vault(app *a);
 int cli_open_session(app *a, const pc_session_events *ev);
 /* recv: stops taking messages and ends with rc once the acks are out. */
 void cli_wind_down(app *a, int rc);
+/* Stops the loop (the run is over). */
+void cli_stop_loop(app *a);
+/* Once per account and run: "the keys of NAME changed" on stderr, naming safety-number. */
+void cli_warn_key_change(app *a, const char *account);
+/* TEXT output: backslash, tab, newline, CR and control bytes escaped. */
+void cli_print_text_escaped(const char *s, size_t n);
+/* A JSON string (quoted, escaped; invalid UTF-8 replaced). */
+void cli_print_json_string(const char *s, size_t n);
+/* Prekey upkeep (upkeep.h) of the session: its end, and the server's low-pool push. */
+void cli_upkeep_done(pc_upkeep *u, const pc_status *st, void *ud);
+void cli_on_prekeys_low(pc_session *s, uint32_t count, void *ud);
 
-/* The commands of cli_devices.c: 0 when started (the loop finishes them), -1 after cli_fail. */
+/* The commands of cli_devices.c and cli_recv.c: 0 when started (the loop finishes them), -1
+ * after cli_fail. */
 int cli_cmd_devices(app *a);
 int cli_cmd_safety(app *a); /* safety-number and trust */
+int cli_cmd_recv(app *a);
 
 #endif
