@@ -1,8 +1,9 @@
 /* cli_app.h: one run of the `parley` commands that cli.c parses and runs itself (register,
  * send, recv, devices, safety-number, trust): its options and state, and the helpers those
- * commands share (cli.c implements them). Commands in other files: cli_devices.c (devices,
- * safety-number, trust), cli_recv.c (recv). The newer commands (link, approve, recover, call,
- * answer) run on cli_cmd.h instead. Not part of the client library. */
+ * commands share (cli.c implements them, with the argument parsing). The commands:
+ * cli_register.c, cli_send.c, cli_recv.c, cli_devices.c (devices, safety-number, trust). The
+ * newer commands (link, approve, recover, call, answer) run on cli_cmd.h instead. Not part of
+ * the client library. */
 #ifndef PC_CLI_APP_H
 #define PC_CLI_APP_H
 
@@ -101,8 +102,9 @@ void cli_print_json_string(const char *s, size_t n);
 void cli_upkeep_done(pc_upkeep *u, const pc_status *st, void *ud);
 void cli_on_prekeys_low(pc_session *s, uint32_t count, void *ud);
 
-/* The commands of cli_devices.c and cli_recv.c: 0 when started (the loop finishes them), -1
- * after cli_fail. */
+/* The commands: 0 when started (the loop finishes them), -1 after cli_fail. */
+int cli_cmd_register(app *a);
+int cli_cmd_send(app *a);
 int cli_cmd_devices(app *a);
 int cli_cmd_safety(app *a); /* safety-number and trust */
 int cli_cmd_recv(app *a);
