@@ -131,24 +131,6 @@ void cli_fail_status(app *a, const pc_status *st)
         cli_fail(a, "%s", st->msg);
 }
 
-void cli_print_text_escaped(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '\\': fputs("\\\\", stdout); break;
-        case '\t': fputs("\\t", stdout); break;
-        case '\n': fputs("\\n", stdout); break;
-        case '\r': fputs("\\r", stdout); break;
-        default:
-            if (c < 0x20 || c == 0x7f)
-                printf("\\x%02x", c);
-            else
-                putchar(c);
-        }
-    }
-}
-
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
@@ -265,18 +247,6 @@ int cli_open_session(app *a, const pc_session_events *ev)
 }
 
 /* ---- end-to-end state -------------------------------------------------------------------- */
-
-void cli_warn_key_change(app *a, const char *account)
-{
-    if (!strcmp(a->warned, account))
-        return;
-    snprintf(a->warned, sizeof a->warned, "%s", account);
-    fflush(stdout);
-    fprintf(stderr,
-            "parley: warning: the keys of %s changed (a reinstall, or someone else): the safety "
-            "number is new; compare it with `parley safety-number %s`\n",
-            account, account);
-}
 
 int cli_open_vault(app *a)
 {

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "cli_cmd.h"
 #include "parley_client.h"
 
 /* After the work is done: how long acks and the closing handshake may take before we leave. */
@@ -92,10 +93,6 @@ int cli_open_session(app *a, const pc_session_events *ev);
 void cli_wind_down(app *a, int rc);
 /* Stops the loop (the run is over). */
 void cli_stop_loop(app *a);
-/* Once per account and run: "the keys of NAME changed" on stderr, naming safety-number. */
-void cli_warn_key_change(app *a, const char *account);
-/* TEXT output: backslash, tab, newline, CR and control bytes escaped. */
-void cli_print_text_escaped(const char *s, size_t n);
 /* A JSON string (quoted, escaped; invalid UTF-8 replaced). */
 void cli_print_json_string(const char *s, size_t n);
 /* Prekey upkeep (upkeep.h) of the session: its end, and the server's low-pool push. */

@@ -57,38 +57,6 @@ typedef struct {
 
 /* ---- output ----------------------------------------------------------------------------- */
 
-/* As `parley recv` writes text: backslash, tab, newline, CR and control bytes escaped. */
-static void print_escaped(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\')
-            fputs("\\\\", stdout);
-        else if (c == '\t')
-            fputs("\\t", stdout);
-        else if (c == '\n')
-            fputs("\\n", stdout);
-        else if (c == '\r')
-            fputs("\\r", stdout);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
-    }
-}
-
-static void warn_key_change(callcmd *cc, const char *account)
-{
-    if (!strcmp(cc->warned, account))
-        return;
-    snprintf(cc->warned, sizeof cc->warned, "%s", account);
-    fflush(stdout);
-    fprintf(stderr,
-            "parley: warning: the keys of %s changed (a reinstall, or someone else): the safety "
-            "number is new; compare it with `parley safety-number %s`\n",
-            account, account);
-}
-
 /* ---- ending ----------------------------------------------------------------------------- */
 
 /* Our objects go before the session (pc_cmd_run_and_free frees it after the loop). */
@@ -203,7 +171,7 @@ static void call_end(pc_call *c, const pc_status *st, const pc_call_result *res,
     char line[256];
 
     if (res->key_changed)
-        warn_key_change(cc, res->peer);
+        pc_cmd_warn_key_change(cc->warned, res->peer);
     /* an offer held for after this call is taken only when waiting for the next goes on */
     if (res->end != PC_CALL_END_ELSEWHERE && !(res->end == PC_CALL_END_HUNG_UP && cc->answering))
         release_offer(cc, 0);
@@ -307,14 +275,14 @@ static void on_message(pc_recv *r, const pc_message *m, void *ud)
     printf("%s", m->sender);
     if (m->sent_to) {
         printf("->");
-        print_escaped(m->sent_to, m->sent_to_len);
+        pc_cmd_print_escaped(m->sent_to, m->sent_to_len);
     }
     printf("\t%u\t", (unsigned)m->sender_device);
-    print_escaped(m->text, m->text_len);
+    pc_cmd_print_escaped(m->text, m->text_len);
     putchar('\n');
     fflush(stdout);
     if (m->key_changed)
-        warn_key_change(cc, m->sender);
+        pc_cmd_warn_key_change(cc->warned, m->sender);
 }
 
 static void on_bad(pc_recv *r, const Parley__V1__Envelope *e, const pc_status *why, void *ud)

@@ -1,4 +1,5 @@
-/* cli_cmd.c: the run of one link or recovery command on the caller's loop (cli_cmd.h). */
+/* cli_cmd.c: the run of one link or recovery command on the caller's loop, and the output every
+ * command shares (cli_cmd.h). */
 #include "cli_cmd.h"
 
 #include <math.h>
@@ -247,4 +248,36 @@ int pc_cmd_run_and_free(pc_cmd *c)
     }
     free(c->url);
     return rc;
+}
+
+/* ---- output every command shares --------------------------------------------------------- */
+
+void pc_cmd_print_escaped(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '\\': fputs("\\\\", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                printf("\\x%02x", c);
+            else
+                putchar(c);
+        }
+    }
+}
+
+void pc_cmd_warn_key_change(char warned[PARLEY_NAME_MAX + 1], const char *account)
+{
+    if (!strcmp(warned, account))
+        return;
+    snprintf(warned, PARLEY_NAME_MAX + 1, "%s", account);
+    fflush(stdout);
+    fprintf(stderr,
+            "parley: warning: the keys of %s changed (a reinstall, or someone else): the safety "
+            "number is new; compare it with `parley safety-number %s`\n",
+            account, account);
 }

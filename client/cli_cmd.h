@@ -3,7 +3,8 @@
  * (pc_cmd): the home folder and server URL it works on, its deadline, its one `parley: ...`
  * failure line on stderr, a clean ending (close the session or conn it opened, then stop the
  * loop) and the release of everything it opened. A command's own state embeds a pc_cmd; its
- * entry point is named pc_cmd_<command> (pc_cmd_link, pc_cmd_recover, ...). */
+ * entry point is named pc_cmd_<command> (pc_cmd_link, pc_cmd_recover, ...). Also the output
+ * every command prints alike (escaped text, the key-change warning), cli_app.h's included. */
 #ifndef PC_CLI_CMD_H
 #define PC_CLI_CMD_H
 
@@ -94,5 +95,14 @@ void pc_cmd_session_down(pc_cmd *c, const pc_status *st, int retrying);
 /* Runs the loop until the command has ended, releases what it opened and returns its exit
  * code. The command wipes its own secrets afterwards. */
 int pc_cmd_run_and_free(pc_cmd *c);
+
+/* ---- output every command shares ------------------------------------------------------ */
+
+/* TEXT as `parley recv` writes it on stdout: backslash, tab, newline, CR and other control
+ * bytes escaped (\\, \t, \n, \r, \xHH). */
+void pc_cmd_print_escaped(const char *s, size_t n);
+/* "the keys of ACCOUNT changed" on stderr, once in a row per account: warned holds the
+ * account warned about last (caller's buffer, "" at first). */
+void pc_cmd_warn_key_change(char warned[PARLEY_NAME_MAX + 1], const char *account);
 
 #endif

@@ -56,14 +56,14 @@ static void recv_message(pc_recv *r, const pc_message *m, void *ud)
         if (m->sent_to) {
             /* the name comes out of a decrypted plaintext: escaped like the text */
             printf("->");
-            cli_print_text_escaped(m->sent_to, m->sent_to_len);
+            pc_cmd_print_escaped(m->sent_to, m->sent_to_len);
         }
         printf("\t%u\t", (unsigned)m->sender_device);
-        cli_print_text_escaped(m->text, m->text_len);
+        pc_cmd_print_escaped(m->text, m->text_len);
         putchar('\n');
     }
     if (m->key_changed)
-        cli_warn_key_change(a, m->sender);
+        pc_cmd_warn_key_change(a->warned, m->sender);
     /* printed before acked: the ack is what makes the server forget it */
     fflush(stdout);
     a->got++;
@@ -101,7 +101,7 @@ static void recv_call(pc_recv *r, const pc_call_message *m, void *ud)
         a->got++;
     }
     if (m->key_changed)
-        cli_warn_key_change(a, m->sender);
+        pc_cmd_warn_key_change(a->warned, m->sender);
     offer = sig.type == PC_CALL_OFFER;
     pc_call_sig_wipe(&sig);
     if (offer && a->count && a->got >= a->count)

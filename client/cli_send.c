@@ -26,7 +26,7 @@ static void send_done(pc_sendop *op, const pc_status *st, const pc_send_result *
                res->envelope_ids[i]);
     fflush(stdout);
     if (res->key_changed)
-        cli_warn_key_change(a, res->recipient);
+        pc_cmd_warn_key_change(a->warned, res->recipient);
     if (res->sync_error) {
         cli_fail(a, "sent to %s, but not copied to your other devices: %s", res->recipient,
              res->sync_error->msg);
